@@ -1,0 +1,1 @@
+"""Backends: one module each, all meeting `studio.backends.base.Backend`; see `registry` for the catalogue."""

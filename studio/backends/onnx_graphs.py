@@ -1,0 +1,164 @@
+"""The FP32 ONNX graphs every ONNX Runtime recipe starts from, and running ONNX files.
+
+Two cached steps are shared by all ORT backends: the export (optimum's exporter, or the user's own
+ONNX file) and, where the recipe asks for it, ONNX Runtime's transformer fusion (attention,
+layer-norm, GELU). Fusing before quantizing matters: on the plain export, static INT8 also quantizes
+the additive attention mask (about float32's minimum) and destroys the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.backends.base import Artifact, BuildContext, Feeds, artifact_size
+from studio.core.errors import StudioError
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.onnx"
+
+
+def exported_fp32(ctx: BuildContext) -> Path:
+    """The model's FP32 ONNX file: the user's own, or optimum's export (cached)."""
+    model = ctx.model
+    if model.info.source == "onnx":
+        return model.onnx_source()
+
+    def build(folder: Path) -> None:
+        ctx.report("export to ONNX", 0, 1)
+        model.export_onnx(folder / MODEL_FILE)
+
+    folder, _ = ctx.cache.get_or_build(
+        ctx.cache.key(model=model.info.content_hash, step="export", opset=17),
+        build,
+        step="export",
+        model=model.info.name,
+    )
+    return folder / MODEL_FILE
+
+
+def source_graph(ctx: BuildContext) -> Path:
+    """The FP32 graph a recipe quantizes: fused when `optimize_graph` is set and fusion applies."""
+    exported = exported_fp32(ctx)
+    if not ctx.recipe.optimize_graph:
+        return exported
+    use_gpu = ctx.recipe.device == "cuda"
+
+    def build(folder: Path) -> None:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        ctx.report("fuse graph", 0, 1)
+        # opt_level 0: only the transformer fusions, no runtime-specific rewrites baked into the file.
+        optimized = optimize_model(str(exported), model_type="bert", opt_level=0, use_gpu=use_gpu)
+        optimized.save_model_to_file(str(folder / MODEL_FILE))
+        fused = optimized.get_fused_operator_statistics()
+        (folder / "fusion.txt").write_text("\n".join(f"{op}: {n}" for op, n in sorted(fused.items()) if n))
+
+    key = ctx.cache.key(model=ctx.model.info.content_hash, step="fuse", gpu=use_gpu)
+    try:
+        folder, _ = ctx.cache.get_or_build(key, build, step="fuse", model=ctx.model.info.name)
+    except Exception as error:  # fusion is an optimisation: fall back to the plain graph, and say so
+        log.warning("graph fusion failed: %s", error)
+        ctx.notes.append(f"graph fusion failed ({str(error)[:120]}): used the unfused graph")
+        return exported
+    return folder / MODEL_FILE
+
+
+def quantized_artifact(ctx: BuildContext, step: str, write: Any) -> Artifact:
+    """Run `write(source, target)` once per cache key and return the cached artifact."""
+    source = source_graph(ctx)
+
+    def build(folder: Path) -> None:
+        write(source, folder / MODEL_FILE)
+        for leftover in folder.glob("*-inferred.onnx"):
+            leftover.unlink()
+
+    folder, cached = ctx.cache.get_or_build(
+        ctx.cache_key(step=step, source=source.parent.name),
+        build,
+        step=step,
+        model=ctx.model.info.name,
+        recipe=ctx.recipe.name,
+    )
+    return Artifact(folder / MODEL_FILE, artifact_size(folder), from_cache=cached)
+
+
+def copy_model(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+
+
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def open_session(path: Path, device: str, threads: int) -> Any:
+    """An InferenceSession with the recipe's threads; a model ORT cannot run becomes a StudioError."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=PROVIDERS[device])
+    except Exception as error:
+        text = str(error)
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        if (
+            "NOT_IMPLEMENTED" in text
+            or "Could not find an implementation" in text
+            or "No Op registered" in text
+        ):
+            raise StudioError(
+                f"ONNX Runtime cannot run {path.name}: an operator is not supported ({first[:220]})",
+                "re-export with a supported opset, or leave that operator out with exclude_ops",
+            ) from None
+        raise StudioError(
+            f"ONNX Runtime cannot load {path.name} ({first[:220]})", "check the model file"
+        ) from None
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise StudioError(
+            "ONNX Runtime did not enable CUDA for this session", "install onnxruntime-gpu matching your CUDA"
+        )
+    return session
+
+
+class OrtPredictor:
+    """Runs a session, binding inputs and the output by name."""
+
+    def __init__(self, session: Any, output_name: str) -> None:
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if output_name not in outputs:
+            raise StudioError(
+                f"the ONNX graph has no output '{output_name}' (it has {', '.join(outputs)})",
+                "re-export the model with named outputs (logits or last_hidden_state)",
+            )
+        self.output_name = output_name
+
+    def __call__(self, feeds: Feeds) -> np.ndarray:
+        missing = [name for name in self.input_names if name not in feeds]
+        if missing:
+            raise StudioError(
+                f"the model needs input(s) {', '.join(missing)} that the tokenizer does not give"
+            )
+        result: np.ndarray = self.session.run([self.output_name], {n: feeds[n] for n in self.input_names})[0]
+        return result
+
+
+def load_predictor(ctx: BuildContext, artifact: Artifact) -> OrtPredictor:
+    assert artifact.path is not None
+    return OrtPredictor(
+        open_session(artifact.path, ctx.recipe.device, ctx.recipe.threads), ctx.model.info.output_name
+    )
+
+
+def op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}

@@ -1,0 +1,37 @@
+"""ONNX Runtime dynamic INT8: weights quantized offline, activation ranges computed per batch at run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.backends.base import Artifact, BuildContext, Predictor
+from studio.backends.onnx_graphs import load_predictor, op_types, quantized_artifact
+
+# Operators ORT's dynamic quantizer knows; the recipe's exclude_ops are taken out of this set.
+DYNAMIC_OPS = ("MatMul", "Attention", "Gather", "LSTM", "EmbedLayerNormalization", "Conv")
+
+
+class OrtDynamicInt8:
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        def write(source: Path, target: Path) -> None:
+            import onnx
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            ctx.report("quantize (dynamic INT8)", 0, 1)
+            present = op_types(source)
+            ops = [op for op in DYNAMIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
+            quantize_dynamic(
+                source,
+                target,
+                op_types_to_quantize=ops,
+                per_channel=ctx.recipe.per_channel,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(ctx.recipe.exclude_nodes),
+                # Fused graphs carry com.microsoft ops whose outputs have no type info without this.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+
+        return quantized_artifact(ctx, "int8-dynamic", write)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        return load_predictor(ctx, artifact)

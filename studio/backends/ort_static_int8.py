@@ -1,0 +1,110 @@
+"""ONNX Runtime static INT8 in QDQ format, with activation ranges calibrated on held-out texts.
+
+QDQ is what both the CPU and the CUDA/TensorRT execution providers consume; NVIDIA GPUs have no
+dynamic INT8, so this is the INT8 recipe for GPUs too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from studio.backends.base import Artifact, BuildContext, Predictor
+from studio.backends.onnx_graphs import load_predictor, op_types, quantized_artifact
+from studio.core.errors import StudioError
+from studio.core.inputs import encode
+
+
+class _CalibrationReader:
+    """Feeds one calibration text at a time to ORT's calibrator, reporting progress and honouring cancel.
+
+    All texts are padded to the longest one: the histogram calibrators (entropy, percentile) stack
+    every sample's activations and refuse ragged shapes.
+    """
+
+    def __init__(self, ctx: BuildContext, input_names: list[str], texts: list[str]) -> None:
+        self.ctx = ctx
+        self.feeds = encode(ctx.model.tokenizer, texts, input_names, ctx.recipe.seq_len)
+        self.count = len(texts)
+        self._iter: Iterator[int] = iter(range(self.count))
+
+    def get_next(self) -> dict[str, Any] | None:
+        index = next(self._iter, None)
+        if index is None:
+            return None
+        self.ctx.check_cancel()
+        self.ctx.report("calibrate", index + 1, self.count)
+        return {name: array[index : index + 1] for name, array in self.feeds.items()}
+
+    def rewind(self) -> None:
+        self._iter = iter(range(self.count))
+
+
+def _pre_process(source: Path, target: Path) -> None:
+    """Shape-infer the graph so the calibrator sees every float activation.
+
+    Symbolic inference (with auto_merge) types the outputs of fused com.microsoft ops; without it the
+    tensors after them are skipped by calibration and the quantizer fails on the classifier's bias.
+    On the plain export it fails ("Incomplete symbolic shape inference"): plain ONNX inference then.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=False, auto_merge=True)
+    except Exception:
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+
+
+class OrtStaticInt8:
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        calibration = ctx.recipe.calibration
+        assert calibration is not None  # the recipe validator guarantees it
+        texts = ctx.calibration_texts[: calibration.samples]
+        if not texts:
+            raise StudioError(
+                "static INT8 needs calibration texts and none were given",
+                "pass --calibration FILE or an --eval file",
+            )
+
+        def write(source: Path, target: Path) -> None:
+            import onnx
+            from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+            method = {
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[calibration.method]
+            with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+                prepared = Path(scratch) / "prepared.onnx"
+                ctx.report("pre-process", 0, 1)
+                _pre_process(source, prepared)
+                inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
+                reader = _CalibrationReader(
+                    ctx, [n for n in ctx.model.info.input_names if n in inputs], texts
+                )
+                quantize_static(
+                    prepared,
+                    target,
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=ctx.recipe.per_channel,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=method,
+                    op_types_to_quantize=[op for op in op_types(prepared) if op not in ctx.recipe.exclude_ops]
+                    if ctx.recipe.exclude_ops
+                    else None,
+                    nodes_to_exclude=list(ctx.recipe.exclude_nodes) or None,
+                    calibration_providers=["CPUExecutionProvider"],
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
+
+        texts_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        return quantized_artifact(ctx, f"int8-static-{texts_hash}", write)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        return load_predictor(ctx, artifact)

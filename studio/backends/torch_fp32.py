@@ -1,0 +1,19 @@
+"""PyTorch FP32 eager: the reference every other recipe is measured against."""
+
+from __future__ import annotations
+
+from studio.backends.base import Artifact, BuildContext, Predictor
+from studio.backends.torch_runtime import TorchPredictor
+
+
+class TorchFp32:
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        # Nothing to build: the artifact is the model's own weights.
+        return Artifact(None, ctx.model.info.size_bytes)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        ctx.report("load model", 0, 1)
+        module = ctx.model.torch_module()
+        return TorchPredictor(
+            module, ctx.model.info.input_names, ctx.model.info.output_name, ctx.recipe.threads
+        )

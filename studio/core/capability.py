@@ -1,0 +1,91 @@
+"""Which recipes this machine can run, and why not.
+
+The rules follow what NVIDIA hardware supports: FP16 needs compute capability 7.0 (below it FP32 runs
+instead, and the user is told), BF16 8.0, FP8 8.9, FP4 10.0, and there is no dynamic INT8 on NVIDIA
+GPUs (INT8 there is static: calibrated QDQ, or TensorRT). Every recipe gets an answer with a reason a
+person can act on; nothing is hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.backends.registry import get_spec
+from studio.core.hardware import HardwareInfo
+from studio.core.recipe import Recipe
+from studio.core.types import Precision
+
+# Minimum compute capability per precision on NVIDIA GPUs.
+MIN_CC: dict[str, tuple[int, int]] = {"fp16": (7, 0), "bf16": (8, 0), "fp8": (8, 9), "fp4": (10, 0)}
+
+# Where a runtime comes from, for the remedy in the message.
+INSTALL_HINT = {
+    "torch": "pip install torch",
+    "torchao": "pip install torchao",
+    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on an NVIDIA machine)",
+    "tensorrt": "pip install 'quantization-studio[gpu]' (TensorRT wheels come from NVIDIA's index)",
+    "bitsandbytes": "pip install 'quantization-studio[gpu]'",
+}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a recipe can run here; `notice` explains a fallback that still runs."""
+
+    recipe: str
+    available: bool
+    reason: str = ""
+    precision: Precision = "fp32"  # what will actually run
+    notice: str = ""
+
+    @property
+    def status_text(self) -> str:
+        if not self.available:
+            return f"not available: {self.reason}"
+        return self.notice or "available"
+
+
+def _cc(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+def assess(recipe: Recipe, hardware: HardwareInfo) -> Availability:
+    """Decide whether `recipe` runs on `hardware`, and with which precision."""
+    spec = get_spec(recipe.backend)
+
+    def no(reason: str) -> Availability:
+        return Availability(recipe.name, False, reason, recipe.precision)
+
+    if not hardware.has_runtime(spec.runtime):
+        return no(
+            f"needs {spec.runtime}, which is not installed; {INSTALL_HINT.get(spec.runtime, '')}".rstrip("; ")
+        )
+    if recipe.device == "cpu":
+        return Availability(recipe.name, True, precision=recipe.precision)
+
+    if not hardware.gpus:
+        return no(f"needs an NVIDIA GPU; none found ({hardware.gpu_status.removeprefix('not available: ')})")
+    gpu = hardware.gpus[0]
+    if spec.runtime == "onnxruntime" and "CUDAExecutionProvider" not in hardware.ort_providers:
+        return no(
+            "needs ONNX Runtime's CUDAExecutionProvider, which this onnxruntime lacks: "
+            "install onnxruntime-gpu instead of onnxruntime"
+        )
+    if recipe.precision == "int8" and recipe.mode == "dynamic":
+        return no("NVIDIA GPUs have no dynamic INT8: use static INT8 (calibrated QDQ) or TensorRT")
+    needed = MIN_CC.get(recipe.precision)
+    if needed is not None and gpu.compute_capability < needed:
+        have = f"this {gpu.name} has {gpu.cc_text}"
+        if recipe.precision == "fp16":
+            return Availability(
+                recipe.name,
+                True,
+                precision="fp32",
+                notice=f"FP16 needs compute capability >= {_cc(needed)}; {have}: FP32 will run instead",
+            )
+        return no(f"{recipe.precision.upper()} needs compute capability >= {_cc(needed)}; {have}")
+    return Availability(recipe.name, True, precision=recipe.precision)
+
+
+def capability_matrix(recipes: list[Recipe], hardware: HardwareInfo) -> list[Availability]:
+    return [assess(recipe, hardware) for recipe in recipes]

@@ -1,0 +1,118 @@
+"""Evaluation and calibration texts: CSV or JSONL files with a text column and, optionally, a label column."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.errors import StudioError
+
+
+@dataclass(frozen=True)
+class TextSet:
+    """Texts with their gold labels (None where the file has no labels)."""
+
+    texts: list[str]
+    labels: list[str] | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int], source: str) -> TextSet:
+        labels = [self.labels[i] for i in indices] if self.labels is not None else None
+        return TextSet([self.texts[i] for i in indices], labels, source)
+
+
+def _read_rows(path: Path) -> list[dict[str, object]]:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise StudioError(
+                    f"{path.name} line {number} is not valid JSON ({error.msg})", "fix that line"
+                ) from None
+            if not isinstance(row, dict):
+                raise StudioError(
+                    f"{path.name} line {number} is not a JSON object", "write one object per line"
+                )
+            rows.append(row)
+        return rows
+    if path.suffix.lower() in (".csv", ".tsv"):
+        with path.open(encoding="utf-8", newline="") as handle:
+            dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+            return list(csv.DictReader(handle, dialect=dialect))
+    raise StudioError(f"{path.name}: unknown data format '{path.suffix}'", "use a .csv, .tsv or .jsonl file")
+
+
+def load_texts(path: str | Path, text_column: str = "text", label_column: str | None = "label") -> TextSet:
+    """Read texts (and labels, when the column exists) from a CSV/TSV/JSONL file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise StudioError(f"data file not found: {path}", "pass a .csv or .jsonl file with a text column")
+    rows = _read_rows(path)
+    if not rows:
+        raise StudioError(f"{path.name} has no rows", "add at least one text")
+    columns = list(rows[0].keys())
+    if text_column not in columns:
+        raise StudioError(
+            f"{path.name} has no column '{text_column}' (columns: {', '.join(map(str, columns))})",
+            "choose the text column with --text-column",
+        )
+    texts = [str(row.get(text_column) or "").strip() for row in rows]
+    empty = [i for i, text in enumerate(texts) if not text]
+    if empty:
+        raise StudioError(f"{path.name}: row {empty[0] + 1} has an empty text", "remove or fill empty rows")
+    labels = None
+    if label_column and label_column in columns:
+        labels = [str(row.get(label_column, "")).strip() for row in rows]
+    elif label_column and label_column != "label":
+        raise StudioError(
+            f"{path.name} has no column '{label_column}' (columns: {', '.join(map(str, columns))})",
+            "choose the label column with --label-column",
+        )
+    return TextSet(texts, labels, str(path))
+
+
+def label_indices(data: TextSet, model_labels: list[str]) -> np.ndarray | None:
+    """Map gold labels to the model's class indices; refuse labels the model does not know."""
+    if data.labels is None or not model_labels:
+        return None
+    index = {label: i for i, label in enumerate(model_labels)}
+    unknown = sorted({label for label in data.labels if label not in index})
+    if not unknown:
+        return np.array([index[label] for label in data.labels], dtype=np.int64)
+    # Numeric labels are accepted as class ids when none of them is a label name.
+    if all(label.isdigit() for label in data.labels) and all(int(x) < len(model_labels) for x in data.labels):
+        return np.array([int(label) for label in data.labels], dtype=np.int64)
+    sample = ", ".join(repr(label) for label in unknown[:5])
+    known = ", ".join(repr(label) for label in model_labels[:5])
+    raise StudioError(
+        f"{len(unknown)} label(s) in {Path(data.source).name} are not labels of the model ({sample}"
+        f"{' ...' if len(unknown) > 5 else ''}); the model has {len(model_labels)} labels ({known} ...)",
+        "check --label-column, or relabel the file with the model's label names (see `qstudio info`)",
+    )
+
+
+def split_for_calibration(
+    data: TextSet, fraction: float = 0.2, limit: int = 256, seed: int = 0
+) -> tuple[TextSet, TextSet]:
+    """Hold out a seeded part of `data` for calibration, so calibration and evaluation never overlap."""
+    count = min(limit, max(1, int(len(data) * fraction)))
+    order = list(range(len(data)))
+    random.Random(seed).shuffle(order)
+    calibration = sorted(order[:count])
+    evaluation = sorted(order[count:])
+    return (
+        data.subset(evaluation, data.source),
+        data.subset(calibration, f"{data.source} (held out for calibration)"),
+    )

@@ -1,0 +1,167 @@
+"""What a comparison run produces: the schema of `qstudio run --json`, the history and the reports.
+
+`RunResult.results` holds one `RecipeResult` per recipe, the FP32 reference first. `topk[i]` of a
+result is the top-k of input `i` of `RunResult.inputs`, so every backend's predictions line up.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from studio.core.hardware import HardwareInfo
+from studio.core.model import ModelInfo
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "unavailable", "failed", "cancelled"]
+
+
+class Latency(BaseModel):
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+
+
+class Flag(BaseModel):
+    """Something about a result the user must not miss."""
+
+    code: str  # low-agreement, accuracy-drop, non-finite, fallback, low-cosine
+    severity: Literal["error", "warning", "info"]
+    message: str
+
+
+class RecipeResult(BaseModel):
+    recipe: str
+    backend: str
+    precision: str  # what ran (after any fallback)
+    requested_precision: str
+    mode: str
+    device: str
+    status: Status
+    reason: str = ""
+    reference: bool = False
+    from_cache: bool = False
+    notes: list[str] = Field(default_factory=list)
+    batch_size: int
+    seq_len: int
+    threads: int
+    latency_ms: Latency | None = None
+    throughput: float | None = None  # inputs per second at batch_size
+    size_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    accuracy: float | None = None
+    top1_agreement: float | None = None
+    kl: float | None = None
+    cosine: float | None = None
+    max_abs_diff: float | None = None
+    speedup_vs_reference: float | None = None
+    flags: list[Flag] = Field(default_factory=list)
+    topk: list[list[tuple[str, float]]] = Field(default_factory=list)
+    seconds: dict[str, float] = Field(default_factory=dict)  # prepare, load, evaluate, time
+    recipe_toml: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class EvalInfo(BaseModel):
+    source: str
+    count: int
+    labelled: bool
+    calibration_source: str
+    calibration_count: int
+
+
+class RunInput(BaseModel):
+    text: str
+    gold: str | None = None
+
+
+class RunResult(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    studio_version: str
+    libraries: dict[str, str | None]
+    model: ModelInfo
+    hardware: HardwareInfo
+    evaluation: EvalInfo
+    agreement_threshold: float
+    inputs: list[RunInput]
+    results: list[RecipeResult]
+
+    @property
+    def reference(self) -> RecipeResult | None:
+        return next((r for r in self.results if r.reference), None)
+
+
+def diagnose(
+    result: RecipeResult, reference: RecipeResult | None, threshold: float, labels: int
+) -> list[Flag]:
+    """Flags for results that look like bugs rather than quantization effects, with the likely cause."""
+    flags: list[Flag] = []
+    if any(note.startswith("non-finite") for note in result.notes):
+        flags.append(
+            Flag(
+                code="non-finite",
+                severity="error",
+                message="outputs contain NaN or Inf: overflow in reduced precision",
+            )
+        )
+    agreement = result.top1_agreement
+    if agreement is not None and agreement < threshold and not result.reference:
+        chance = 1.0 / max(labels, 1)
+        if agreement <= 3 * chance:
+            cause = (
+                "agreement is at chance level: a mislabelled output (label order) or inputs bound to the "
+                "wrong names/positions, not quantization error"
+            )
+        elif result.cosine is not None and result.cosine > 0.99:
+            cause = "outputs are close to FP32 but the winning class differs: check the label mapping"
+        elif result.mode == "static":
+            cause = (
+                "static quantization saturated an activation: the additive attention mask (about -3.4e38) "
+                "is a known trap; fuse the graph (optimize_graph = true) or exclude the mask path"
+            )
+        else:
+            cause = "overflow or saturation in reduced precision; exclude the sensitive operators or nodes"
+        flags.append(
+            Flag(
+                code="low-agreement",
+                severity="error",
+                message=f"top-1 agrees with FP32 on only {agreement:.1%} of inputs (threshold {threshold:.0%}): "
+                f"treat this as a bug, not a result. Likely cause: {cause}",
+            )
+        )
+    if (
+        reference is not None
+        and reference.accuracy is not None
+        and result.accuracy is not None
+        and not result.reference
+        and reference.accuracy - result.accuracy > 0.01
+    ):
+        drop = (reference.accuracy - result.accuracy) * 100
+        flags.append(
+            Flag(code="accuracy-drop", severity="warning", message=f"accuracy {drop:.1f} points below FP32")
+        )
+    if agreement is None and result.cosine is not None and result.cosine < 0.95 and not result.reference:
+        flags.append(
+            Flag(
+                code="low-cosine",
+                severity="error",
+                message=f"embeddings drift from FP32 (cosine {result.cosine:.3f})",
+            )
+        )
+    if result.precision != result.requested_precision:
+        flags.append(
+            Flag(
+                code="fallback",
+                severity="info",
+                message=f"ran in {result.precision.upper()} instead of "
+                f"{result.requested_precision.upper()}: " + "; ".join(result.notes[:1]),
+            )
+        )
+    return flags
