@@ -108,11 +108,13 @@ def open_session(path: Path, device: str, threads: int) -> Any:
     except Exception as error:
         text = str(error)
         first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-        if (
-            "NOT_IMPLEMENTED" in text
-            or "Could not find an implementation" in text
-            or "No Op registered" in text
-        ):
+        unsupported = (
+            "NOT_IMPLEMENTED",
+            "Could not find an implementation",
+            "No Op registered",
+            "is not a registered",
+        )
+        if any(marker in text for marker in unsupported):
             raise StudioError(
                 f"ONNX Runtime cannot run {path.name}: an operator is not supported ({first[:220]})",
                 "re-export with a supported opset, or leave that operator out with exclude_ops",

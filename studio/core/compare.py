@@ -280,6 +280,10 @@ def compare(
 ) -> RunResult:
     """Run the reference and then every recipe; a recipe that fails is reported and the rest go on."""
     settings = settings or RunSettings()
+    if not data.texts:
+        raise StudioError(
+            f"no evaluation texts in {data.source}", "pass an --eval file with at least one text"
+        )
     run = _Run(model, data, calibration, cache, settings, listener, cancel or threading.Event())
     reference = reference_recipe(model)
     same_as_reference = {r.name for r in recipes if r.artifact_fields() == reference.artifact_fields()}

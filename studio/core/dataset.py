@@ -106,7 +106,12 @@ def label_indices(data: TextSet, model_labels: list[str]) -> np.ndarray | None:
 def split_for_calibration(
     data: TextSet, fraction: float = 0.2, limit: int = 256, seed: int = 0
 ) -> tuple[TextSet, TextSet]:
-    """Hold out a seeded part of `data` for calibration, so calibration and evaluation never overlap."""
+    """Hold out a seeded part of `data` for calibration, so calibration and evaluation never overlap.
+
+    Fewer than 5 texts are all kept for evaluation; static recipes then ask for a calibration file.
+    """
+    if len(data) < 5:
+        return data, TextSet([], None, f"{data.source} (too small to hold texts out for calibration)")
     count = min(limit, max(1, int(len(data) * fraction)))
     order = list(range(len(data)))
     random.Random(seed).shuffle(order)

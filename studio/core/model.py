@@ -236,7 +236,8 @@ def _open_hf(folder: Path) -> Model:
         id2label = getattr(config, "id2label", {}) or {}
         labels = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(config.num_labels)]
     elif model_type in MODEL_MAPPING_NAMES and not any(
-        a.endswith(("ForCausalLM", "ForConditionalGeneration")) for a in architectures
+        a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM"))
+        for a in architectures
     ):
         task = "feature-extraction"
         labels = []

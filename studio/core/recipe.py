@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -95,14 +95,6 @@ class Recipe(BaseModel):
         return self.description or self.name
 
 
-def _allowed_values(annotation: Any) -> str:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    flat: list[str] = []
-    for arg in args:
-        flat.extend(str(v) for v in (get_args(arg) or (arg,)))
-    return ", ".join(flat)
-
-
 def _describe(error: ValidationError, source: str) -> StudioError:
     """Turn pydantic's report into one line: the first bad field, what it got and what it allows."""
     first = error.errors()[0]
@@ -117,10 +109,9 @@ def _describe(error: ValidationError, source: str) -> StudioError:
         location, _, message = message.partition(": ")
         return StudioError(f"recipe {source}: field '{location}': {message}")
     got = first.get("input")
-    field = Recipe.model_fields.get(str(first["loc"][0]))
-    allowed = (
-        _allowed_values(field.annotation) if field is not None and first["type"] == "literal_error" else ""
-    )
+    allowed = ""
+    if first["type"] == "literal_error":  # pydantic lists them as "'a', 'b' or 'c'"
+        allowed = str(first.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
     remedy = f"allowed: {allowed}" if allowed else message
     return StudioError(f"recipe {source}: field '{location}' has invalid value {got!r}", remedy)
 

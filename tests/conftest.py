@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated studio home, tiny models built from configs, a fake NVML."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from tests.fakes.nvml import FakeNvml
+from tests.fakes.tiny import build_tiny, tiny_texts, write_csv
+
+
+@pytest.fixture(scope="session", autouse=True)
+def studio_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own user data and artifact cache."""
+    home = tmp_path_factory.mktemp("qstudio-home")
+    os.environ["QSTUDIO_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("tiny-encoder"), classifier=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("data") / "eval.csv", tiny_texts(48, seed=7))
+
+
+@pytest.fixture(scope="session")
+def tiny_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(tmp_path_factory.mktemp("calib") / "calibration.csv", tiny_texts(24, seed=11))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_classifier: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny classifier exported by the studio, in a folder with its tokenizer and config."""
+    import shutil
+
+    from studio.core.model import open_model
+
+    folder = tmp_path_factory.mktemp("tiny-onnx")
+    for name in (
+        "vocab.txt",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "config.json",
+    ):
+        if (tiny_classifier / name).exists():
+            shutil.copy(tiny_classifier / name, folder / name)
+    open_model(tiny_classifier).export_onnx(folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+@pytest.fixture
+def fake_nvml():
+    """Build a fake NVML: `fake_nvml("t4")`, `fake_nvml()` for a machine without the driver."""
+
+    def make(*cards: str) -> FakeNvml:
+        return FakeNvml.with_cards(*cards) if cards else FakeNvml.missing()
+
+    return make

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import pytest
+
+from studio.core.errors import StudioError
+from studio.core.recipe import builtin_recipes, load_recipe_file, parse_recipe, resolve_recipe
+
+
+def test_builtin_recipes_load_and_have_unique_names() -> None:
+    recipes = builtin_recipes()
+    names = [r.name for r in recipes]
+    assert len(names) == len(set(names))
+    # Every CPU backend of the core is covered by a built-in recipe.
+    assert {r.backend for r in recipes if r.device == "cpu"} == {
+        "torch-fp32",
+        "torch-int8-dynamic",
+        "ort-fp32",
+        "ort-int8-dynamic",
+        "ort-int8-static",
+        "ort-int4",
+        "ort-fp16",
+    }
+    methods = {r.calibration.method for r in recipes if r.calibration and r.device == "cpu"}
+    assert methods == {"minmax", "entropy", "percentile"}
+
+
+def test_recipe_round_trips_through_toml(tmp_path: Path) -> None:
+    recipe = resolve_recipe("ort-int8-static-entropy")
+    path = tmp_path / "copy.toml"
+    path.write_text(recipe.to_toml())
+    assert load_recipe_file(path) == recipe
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"precision": "int3"},
+            "field 'precision' has invalid value 'int3': allowed: fp32, fp16, bf16, int8, int4, fp8, fp4",
+        ),
+        (
+            {"mode": "fast"},
+            "field 'mode' has invalid value 'fast': allowed: none, dynamic, static, weight-only",
+        ),
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"threads": -1}, "field 'threads' has invalid value -1"),
+        ({"backend": "nope"}, "field 'backend': unknown backend 'nope'; allowed:"),
+        (
+            {"precision": "int4"},
+            "field 'precision': backend 'ort-int8-dynamic' does not do precision 'int4'; allowed: int8",
+        ),
+        (
+            {"calibration": {"method": "kl"}},
+            "field 'calibration.method' has invalid value 'kl': allowed: minmax, entropy, percentile",
+        ),
+        ({"block_size": 48}, "field 'block_size': 48 is not a power of two"),
+    ],
+)
+def test_invalid_recipe_names_the_field_and_allowed_values(data: dict, expected: str) -> None:
+    base = {"name": "x", "backend": "ort-int8-dynamic", "precision": "int8", "mode": "dynamic"}
+    with pytest.raises(StudioError) as info:
+        parse_recipe({**base, **data}, "x.toml")
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_static_recipe_without_calibration_is_refused() -> None:
+    with pytest.raises(StudioError, match="needs a \\[calibration\\] table"):
+        parse_recipe({"name": "s", "backend": "ort-int8-static", "precision": "int8", "mode": "static"})
+
+
+def test_missing_field_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(StudioError, match="field 'backend' is missing"):
+        parse_recipe({"name": "x", "precision": "fp32"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("backend = \n")
+    with pytest.raises(StudioError, match="not valid TOML"):
+        load_recipe_file(bad)
+    with pytest.raises(StudioError, match="no recipe named 'nope'"):
+        resolve_recipe("nope")
+
+
+def test_cache_key_fields_ignore_runtime_settings() -> None:
+    recipe = resolve_recipe("ort-int8-dynamic")
+    assert (
+        recipe.model_copy(update={"threads": 7, "batch_size": 32}).artifact_fields()
+        == recipe.artifact_fields()
+    )
+    assert recipe.model_copy(update={"per_channel": False}).artifact_fields() != recipe.artifact_fields()
