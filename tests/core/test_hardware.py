@@ -139,7 +139,7 @@ def test_every_builtin_gets_an_answer_without_gpu(fake_nvml) -> None:
     recipes = builtin_recipes()
     matrix = capability_matrix(recipes, probe(fake_nvml()))
     assert len(matrix) == len(recipes)
-    for recipe, availability in zip(recipes, matrix):
+    for recipe, availability in zip(recipes, matrix, strict=True):
         if recipe.device == "cuda":
             assert not availability.available and availability.reason.startswith("needs an NVIDIA GPU")
         else:
