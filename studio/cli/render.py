@@ -13,6 +13,12 @@ from studio.core.recipe import Recipe
 from studio.core.results import RecipeResult, RunResult
 
 
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or 160 columns when writing to a file or pipe."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
+
+
 def human_bytes(value: float | None) -> str:
     if value is None:
         return "-"

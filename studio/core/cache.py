@@ -57,11 +57,21 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-class ArtifactCache:
-    """Content-addressed folders of artifacts with atomic creation."""
+DEFAULT_CAP_BYTES = 20 * 2**30
 
-    def __init__(self, root: Path) -> None:
+
+def configured_cap() -> int:
+    """The cache's size cap: QSTUDIO_CACHE_CAP_GB, 20 GB by default."""
+    value = os.environ.get("QSTUDIO_CACHE_CAP_GB")
+    return int(float(value) * 2**30) if value else DEFAULT_CAP_BYTES
+
+
+class ArtifactCache:
+    """Content-addressed folders of artifacts with atomic creation and least-recently-used eviction."""
+
+    def __init__(self, root: Path, cap_bytes: int | None = None) -> None:
         self.root = root
+        self.cap_bytes = configured_cap() if cap_bytes is None else cap_bytes
         self.root.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -84,7 +94,8 @@ class ArtifactCache:
         found = self.lookup(key)
         if found is not None:
             return found, True
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
+        # The pid in the name lets the engine remove what a killed worker left behind.
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-{key}-", dir=self.root))
         try:
             build(tmp)
             now = time.time()
@@ -97,6 +108,7 @@ class ArtifactCache:
                 os.rename(tmp, target)
             except OSError:  # another process finished the same entry first: keep theirs
                 shutil.rmtree(tmp, ignore_errors=True)
+            self.evict(keep=key)
             return target, False
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -108,6 +120,32 @@ class ArtifactCache:
             meta = json.loads(entry.read_text())
             found.append(CacheEntry(entry.parent.name, entry.parent, int(meta.get("size_bytes", 0)), meta))
         return sorted(found, key=lambda e: e.meta.get("last_used", 0), reverse=True)
+
+    def total_bytes(self) -> int:
+        return sum(entry.size_bytes for entry in self.entries())
+
+    def evict(self, keep: str | None = None) -> list[str]:
+        """Remove least-recently-used entries until the cache fits its cap; never `keep`."""
+        removed = []
+        entries = self.entries()  # most recently used first
+        total = sum(e.size_bytes for e in entries)
+        for entry in reversed(entries):
+            if total <= self.cap_bytes:
+                break
+            if entry.key == keep:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            total -= entry.size_bytes
+            removed.append(entry.key)
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry; returns the bytes freed."""
+        freed = 0
+        for entry in self.entries():
+            shutil.rmtree(entry.path, ignore_errors=True)
+            freed += entry.size_bytes
+        return freed
 
     @staticmethod
     def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """The comparison run: every recipe on one model, each measured against the FP32 reference.
 
-This is a plain function that reports through events and checks a cancel flag between steps, so the
-CLI can call it directly and the GUI or a worker process can wrap it.
+`RecipeRunner.run_recipe` does one recipe: prepare (quantize or take from the cache), load, evaluate
+every text, time it, and measure fidelity to the reference outputs. It reports through events and
+checks a cancel flag between steps. `compare` strings recipes together in this process; the run
+engine (`studio.core.engine`) runs each one in a worker process instead, with the same code.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 import studio
 from studio.backends.base import Artifact, BuildContext, Predictor
@@ -32,13 +34,21 @@ from studio.core.results import EvalInfo, Latency, RecipeResult, RunInput, RunRe
 
 log = logging.getLogger(__name__)
 
+Shape = tuple[int, int, int]  # batch size, sequence length, threads
+Timing = tuple[dict[str, float], float]  # latency percentiles (ms), throughput (inputs/s)
 
-@dataclass(frozen=True)
-class RunSettings:
-    agreement_threshold: float = 0.90
-    top_k: int = 5
-    timing: TimingPlan = field(default_factory=TimingPlan)
-    eval_batch_size: int = 16
+
+class RunSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    agreement_threshold: float = Field(0.90, ge=0.0, le=1.0)
+    top_k: int = Field(5, ge=1, le=50)
+    timing: TimingPlan = Field(default_factory=TimingPlan)
+    eval_batch_size: int = Field(16, ge=1)
+
+
+def shape_of(recipe: Recipe) -> Shape:
+    return (recipe.batch_size, recipe.seq_len, recipe.threads)
 
 
 def reference_recipe(model: Model) -> Recipe:
@@ -56,8 +66,49 @@ def reference_recipe(model: Model) -> Recipe:
     )
 
 
-class _Run:
-    """State of one comparison: the loaded reference, its outputs and its timings per shape."""
+def plan_queue(model: Model, recipes: list[Recipe]) -> list[Recipe]:
+    """The reference first (a requested recipe that is the reference stands in for it), then the rest."""
+    reference = reference_recipe(model)
+    same = [r for r in recipes if r.artifact_fields() == reference.artifact_fields()]
+    if same:
+        reference = same[0]
+    elif recipes:  # time the reference at the first recipe's shape, the common case
+        first = recipes[0]
+        reference = reference.model_copy(
+            update={"batch_size": first.batch_size, "seq_len": first.seq_len, "threads": first.threads}
+        )
+    return [reference] + [r for r in recipes if r.name != reference.name]
+
+
+def failed_result(recipe: Recipe, status: str, reason: str) -> RecipeResult:
+    return RecipeResult(
+        recipe=recipe.name,
+        backend=recipe.backend,
+        precision=recipe.precision,
+        requested_precision=recipe.precision,
+        mode=recipe.mode,
+        device=recipe.device,
+        status=status,
+        reason=reason,
+        batch_size=recipe.batch_size,
+        seq_len=recipe.seq_len,
+        threads=recipe.threads,
+        recipe_toml=recipe.to_toml(),
+    )
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for an unexpected error: a backend bug must not hide behind a traceback."""
+    if isinstance(error, StudioError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory: close other programs or pick a smaller batch_size/seq_len"
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:300]}" if text else type(error).__name__
+
+
+class RecipeRunner:
+    """Runs recipes on one model and data set; holds the reference's outputs and timings per shape."""
 
     def __init__(
         self,
@@ -66,8 +117,8 @@ class _Run:
         calibration: TextSet,
         cache: ArtifactCache,
         settings: RunSettings,
-        listener: Listener,
-        cancel: threading.Event,
+        listener: Listener = ignore,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.model = model
         self.data = data
@@ -75,12 +126,12 @@ class _Run:
         self.cache = cache
         self.settings = settings
         self.emit = listener
-        self.cancel = cancel
+        self.cancel = cancel or threading.Event()
         self.gold = label_indices(data, model.info.labels)  # refuse mismatched labels before any work
         self.classification = model.info.task == "text-classification"
         self.reference_outputs: np.ndarray | None = None
         self.reference_predictor: Predictor | None = None
-        self.reference_timings: dict[tuple[int, int, int], tuple[dict[str, float], float]] = {}
+        self.reference_timings: dict[Shape, Timing] = {}
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -105,8 +156,7 @@ class _Run:
         ):
             self.check_cancel()
             feeds = encode(tokenizer, [self.data.texts[i] for i in batch], names, recipe.seq_len)
-            raw = predictor(feeds)
-            processed = self.model.postprocess(raw, feeds["attention_mask"])
+            processed = self.model.postprocess(predictor(feeds), feeds["attention_mask"])
             for row, index in enumerate(batch):
                 outputs[index] = processed[row]
             done += len(batch)
@@ -115,34 +165,33 @@ class _Run:
             )
         return np.stack([o for o in outputs if o is not None])
 
-    def timing_feeds(self, recipe: Recipe) -> Feeds:
-        texts = [self.data.texts[i % len(self.data)] for i in range(recipe.batch_size)]
-        return encode(
-            self.model.tokenizer, texts, self.model.info.input_names, recipe.seq_len, pad_to_max=True
-        )
+    def timing_feeds(self, shape: Shape) -> Feeds:
+        batch, seq_len, _ = shape
+        texts = [self.data.texts[i % len(self.data)] for i in range(batch)]
+        return encode(self.model.tokenizer, texts, self.model.info.input_names, seq_len, pad_to_max=True)
 
-    def time_predictor(self, predictor: Predictor, recipe: Recipe) -> tuple[dict[str, float], float]:
-        report = self.reporter(recipe.name)
+    def time_predictor(self, predictor: Predictor, name: str, shape: Shape) -> Timing:
+        report = self.reporter(name)
         seconds = time_calls(
             predictor,
-            self.timing_feeds(recipe),
+            self.timing_feeds(shape),
             self.settings.timing,
             self.check_cancel,
             lambda done, total: report("time", done, total),
         )
-        return latency_summary(seconds, recipe.batch_size)
+        return latency_summary(seconds, shape[0])
 
-    def reference_timing(self, recipe: Recipe) -> tuple[dict[str, float], float] | None:
-        """The reference's latency at `recipe`'s shape and threads, measured once per shape."""
-        if self.reference_predictor is None:
-            return None
-        shape = (recipe.batch_size, recipe.seq_len, recipe.threads)
-        if shape not in self.reference_timings:
-            self.reference_timings[shape] = self.time_predictor(self.reference_predictor, recipe)
-        return self.reference_timings[shape]
+    def reference_timing(self, shape: Shape) -> Timing | None:
+        """The reference's latency at `shape`, measured once (when the reference is loaded here)."""
+        if shape not in self.reference_timings and self.reference_predictor is not None:
+            self.reference_timings[shape] = self.time_predictor(self.reference_predictor, "reference", shape)
+        return self.reference_timings.get(shape)
 
     # -- one recipe -----------------------------------------------------------------------------------
-    def run_recipe(self, recipe: Recipe, hardware: HardwareInfo, is_reference: bool = False) -> RecipeResult:
+    def run_recipe(
+        self, recipe: Recipe, hardware: HardwareInfo, is_reference: bool = False
+    ) -> tuple[RecipeResult, np.ndarray | None]:
+        """Measure `recipe`; returns its result and its outputs (None when it did not run)."""
         availability = assess(recipe, hardware)
         base = RecipeResult(
             recipe=recipe.name,
@@ -159,15 +208,11 @@ class _Run:
             recipe_toml=recipe.to_toml(),
         )
         if not availability.available:
-            return base.model_copy(update={"status": "unavailable", "reason": availability.reason})
+            return base.model_copy(update={"status": "unavailable", "reason": availability.reason}), None
         spec = get_spec(recipe.backend)
         if spec.needs_torch_model and not self.model.has_torch:
-            return base.model_copy(
-                update={
-                    "status": "unavailable",
-                    "reason": f"{spec.title} needs a PyTorch model; this is an ONNX file",
-                }
-            )
+            reason = f"{spec.title} needs a PyTorch model; this is an ONNX file"
+            return base.model_copy(update={"status": "unavailable", "reason": reason}), None
         notes = [availability.notice] if availability.notice else []
         ctx = BuildContext(
             model=self.model,
@@ -179,11 +224,12 @@ class _Run:
             check_cancel=self.check_cancel,
             notes=notes,
         )
+        backend = spec.load()
         seconds: dict[str, float] = {}
-        self.emit(Event(kind="stage", recipe=recipe.name, stage="prepare"))
         with PeakRss() as rss:
+            self.emit(Event(kind="stage", recipe=recipe.name, stage="prepare"))
             with _timed(seconds, "prepare"):
-                artifact: Artifact = spec.load().prepare(ctx)
+                artifact: Artifact = backend.prepare(ctx)
             if artifact.from_cache:
                 notes.append("quantization skipped: artifact taken from the cache")
                 self.emit(
@@ -196,25 +242,22 @@ class _Run:
             notes.extend(artifact.notes)
             self.emit(Event(kind="stage", recipe=recipe.name, stage="load"))
             with _timed(seconds, "load"):
-                predictor = spec.load().load(ctx, artifact)
+                predictor = backend.load(ctx, artifact)
             self.emit(Event(kind="stage", recipe=recipe.name, stage="evaluate"))
             with _timed(seconds, "evaluate"):
                 outputs = self.evaluate(predictor, recipe)
             self.emit(Event(kind="stage", recipe=recipe.name, stage="time"))
             with _timed(seconds, "time"):
-                latency, throughput = self.time_predictor(predictor, recipe)
+                latency, throughput = self.time_predictor(predictor, recipe.name, shape_of(recipe))
         if not np.isfinite(outputs).all():
             notes.append("non-finite outputs")
         if is_reference:
             self.reference_outputs = outputs
             self.reference_predictor = predictor
-            self.reference_timings[(recipe.batch_size, recipe.seq_len, recipe.threads)] = (
-                latency,
-                throughput,
-            )
+            self.reference_timings[shape_of(recipe)] = (latency, throughput)
         reference_outputs = self.reference_outputs if self.reference_outputs is not None else outputs
         fid = fidelity(reference_outputs, outputs, self.classification)
-        ref_timing = self.reference_timing(recipe)
+        ref_timing = self.reference_timing(shape_of(recipe))
         result = base.model_copy(
             update={
                 "from_cache": artifact.from_cache,
@@ -237,7 +280,7 @@ class _Run:
                 "seconds": seconds,
             }
         )
-        return result
+        return result, outputs
 
 
 @contextmanager
@@ -249,21 +292,43 @@ def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
         seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def _failure(recipe: Recipe, status: str, reason: str) -> RecipeResult:
-    return RecipeResult(
-        recipe=recipe.name,
-        backend=recipe.backend,
-        precision=recipe.precision,
-        requested_precision=recipe.precision,
-        mode=recipe.mode,
-        device=recipe.device,
-        status=status,
-        reason=reason,
-        batch_size=recipe.batch_size,
-        seq_len=recipe.seq_len,
-        threads=recipe.threads,
-        recipe_toml=recipe.to_toml(),
+def run_header(
+    model: Model, data: TextSet, calibration: TextSet, hardware: HardwareInfo, settings: RunSettings
+) -> RunResult:
+    """A run with no results yet: what the history stores before the first recipe finishes."""
+    return RunResult(
+        studio_version=studio.__version__,
+        libraries=library_versions(),
+        model=model.info,
+        hardware=hardware,
+        evaluation=EvalInfo(
+            source=data.source,
+            count=len(data),
+            labelled=data.labels is not None and bool(model.info.labels),
+            calibration_source=calibration.source,
+            calibration_count=len(calibration),
+        ),
+        agreement_threshold=settings.agreement_threshold,
+        inputs=[
+            RunInput(text=text, gold=data.labels[i] if data.labels is not None else None)
+            for i, text in enumerate(data.texts)
+        ],
+        results=[],
     )
+
+
+def finalise(result: RecipeResult, run: RunResult, settings: RunSettings) -> RecipeResult:
+    """Attach the flags that compare a result with the reference (the run's first result)."""
+    reference = run.results[0] if run.results else result
+    result.flags = diagnose(result, reference, settings.agreement_threshold, len(run.model.labels))
+    return result
+
+
+def check_data(data: TextSet) -> None:
+    if not data.texts:
+        raise StudioError(
+            f"no evaluation texts in {data.source}", "pass an --eval file with at least one text"
+        )
 
 
 def compare(
@@ -278,83 +343,33 @@ def compare(
     cancel: threading.Event | None = None,
     on_result: Callable[[RecipeResult], None] | None = None,
 ) -> RunResult:
-    """Run the reference and then every recipe; a recipe that fails is reported and the rest go on."""
+    """Run the reference and then every recipe in this process; a failing recipe is reported, the rest go on."""
     settings = settings or RunSettings()
-    if not data.texts:
-        raise StudioError(
-            f"no evaluation texts in {data.source}", "pass an --eval file with at least one text"
-        )
-    run = _Run(model, data, calibration, cache, settings, listener, cancel or threading.Event())
-    reference = reference_recipe(model)
-    same_as_reference = {r.name for r in recipes if r.artifact_fields() == reference.artifact_fields()}
-    # The reference runs at the first recipe's shape and threads, so the common case is timed once.
-    if recipes:
-        reference = reference.model_copy(
-            update={
-                "batch_size": recipes[0].batch_size,
-                "seq_len": recipes[0].seq_len,
-                "threads": recipes[0].threads,
-            }
-        )
-    if same_as_reference:
-        reference = next(r for r in recipes if r.name in same_as_reference)
-    queue = [reference] + [r for r in recipes if r.name != reference.name]
-    results: list[RecipeResult] = []
-    labels = len(model.info.labels)
+    check_data(data)
+    runner = RecipeRunner(model, data, calibration, cache, settings, listener, cancel)
+    run = run_header(model, data, calibration, hardware, settings)
+    queue = plan_queue(model, recipes)
     for position, recipe in enumerate(queue):
-        is_reference = position == 0
         listener(Event(kind="stage", recipe=recipe.name, stage="start", done=position, total=len(queue)))
         try:
-            result = run.run_recipe(recipe, hardware, is_reference)
+            result, _ = runner.run_recipe(recipe, hardware, is_reference=position == 0)
         except Cancelled:
-            results.append(_failure(recipe, "cancelled", "cancelled by the user"))
+            run.results.append(failed_result(recipe, "cancelled", "cancelled by the user"))
             listener(Event(kind="warning", recipe=recipe.name, message="run cancelled"))
             break
-        except StudioError as error:
-            result = _failure(recipe, "failed", str(error))
-        except MemoryError:
-            result = _failure(
-                recipe, "failed", "out of memory: close other programs or pick a smaller batch_size/seq_len"
-            )
         except Exception as error:  # a backend bug must not lose the other recipes
-            log.exception("recipe %s failed", recipe.name)
-            result = _failure(
-                recipe,
-                "failed",
-                f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}",
-            )
-        if is_reference and not result.ok:
-            results.append(result)
-            listener(
-                Event(kind="error", recipe=recipe.name, message=f"the FP32 reference failed: {result.reason}")
-            )
-            break
-        result.flags = diagnose(
-            result, results[0] if results else result, settings.agreement_threshold, labels
-        )
-        results.append(result)
+            log.debug("recipe %s failed", recipe.name, exc_info=True)
+            result = failed_result(recipe, "failed", describe_failure(error))
+        run.results.append(finalise(result, run, settings))
         if on_result is not None:
             on_result(result)
         listener(
             Event(kind="result", recipe=recipe.name, data=result.model_dump(mode="json", exclude={"topk"}))
         )
-    listener(Event(kind="finished", total=len(results)))
-    return RunResult(
-        studio_version=studio.__version__,
-        libraries=library_versions(),
-        model=model.info,
-        hardware=hardware,
-        evaluation=EvalInfo(
-            source=data.source,
-            count=len(data),
-            labelled=run.gold is not None,
-            calibration_source=calibration.source,
-            calibration_count=len(calibration),
-        ),
-        agreement_threshold=settings.agreement_threshold,
-        inputs=[
-            RunInput(text=text, gold=data.labels[i] if data.labels is not None else None)
-            for i, text in enumerate(data.texts)
-        ],
-        results=results,
-    )
+        if position == 0 and not result.ok:
+            listener(
+                Event(kind="error", recipe=recipe.name, message=f"the FP32 reference failed: {result.reason}")
+            )
+            break
+    listener(Event(kind="finished", total=len(run.results)))
+    return run

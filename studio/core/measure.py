@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from studio.core.inputs import Feeds
 
 
-@dataclass(frozen=True)
-class TimingPlan:
+class TimingPlan(BaseModel):
     """How long to time a predictor: warm-up calls, then at least `min_iterations` and `min_seconds`."""
+
+    model_config = ConfigDict(frozen=True)
 
     warmup: int = 5
     min_iterations: int = 20

@@ -52,6 +52,8 @@ class RecipeResult(BaseModel):
     throughput: float | None = None  # inputs per second at batch_size
     size_bytes: int | None = None
     peak_rss_bytes: int | None = None
+    peak_gpu_bytes: int | None = None  # from NVML, see gpu_memory_scope
+    gpu_memory_scope: str = "none"  # process, device (device-wide used memory) or none
     accuracy: float | None = None
     top1_agreement: float | None = None
     kl: float | None = None
@@ -83,6 +85,7 @@ class RunInput(BaseModel):
 
 class RunResult(BaseModel):
     schema_version: int = SCHEMA_VERSION
+    run_id: int | None = None  # its number in the run history, when it was recorded
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     studio_version: str
     libraries: dict[str, str | None]
@@ -165,3 +168,26 @@ def diagnose(
             )
         )
     return flags
+
+
+def pareto_front(results: list[RecipeResult]) -> list[RecipeResult]:
+    """Results no other result beats on both latency (p50) and quality (accuracy, else agreement)."""
+
+    def quality(r: RecipeResult) -> float | None:
+        return r.accuracy if r.accuracy is not None else r.top1_agreement
+
+    points = [r for r in results if r.ok and r.latency_ms is not None and quality(r) is not None]
+    front = []
+    for r in points:
+        assert r.latency_ms is not None
+        dominated = any(
+            o is not r
+            and o.latency_ms is not None
+            and o.latency_ms.p50 <= r.latency_ms.p50
+            and (quality(o) or 0) >= (quality(r) or 0)
+            and (o.latency_ms.p50 < r.latency_ms.p50 or (quality(o) or 0) > (quality(r) or 0))
+            for o in points
+        )
+        if not dominated:
+            front.append(r)
+    return front

@@ -201,3 +201,31 @@ def test_unsupported_operator_is_a_clear_failure(tmp_path: Path, tiny_eval: Path
 def test_commands_run_without_qt(command: list[str]) -> None:
     result = qstudio(*command, "--json", env={"PYTHONPATH": ""})
     assert result.returncode in (0, 2), result.stderr
+
+
+def test_history_show_rerun_report_and_cache(tiny_classifier: Path, tiny_eval: Path, tmp_path: Path) -> None:
+    env = {"QSTUDIO_HOME": str(tmp_path / "home")}
+    first = qstudio("run", "--model", str(tiny_classifier), "--eval", str(tiny_eval), "--recipe", "ort-int8-dynamic",
+                    "--json", str(tmp_path / "a.json"), *FAST, env=env)
+    assert first.returncode == 0, first.stderr
+    run_id = json.loads((tmp_path / "a.json").read_text())["run_id"]
+    history = qstudio("history", env=env)
+    assert f"{run_id} " in history.stdout and "finished" in history.stdout and "2/2" in history.stdout
+    show = qstudio("show", str(run_id), env=env)
+    assert show.returncode == 0 and "ort-int8-dynamic" in show.stdout
+    rerun = qstudio("rerun", str(run_id), "--json", str(tmp_path / "b.json"), "--quiet", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert again["run_id"] == run_id + 1
+    assert [r["recipe"] for r in again["results"]] == ["torch-fp32", "ort-int8-dynamic"]
+    assert again["results"][1]["from_cache"] is True
+    for fmt in ("html", "csv", "json"):
+        out = tmp_path / f"report.{fmt}"
+        result = qstudio("report", str(run_id), "--format", fmt, "--out", str(out), env=env)
+        assert result.returncode == 0 and out.stat().st_size > 500
+    listing = qstudio("cache", "list", env=env)
+    assert "ort-int8-dynamic" in listing.stdout and "cap" in listing.stdout
+    cleared = qstudio("cache", "clear", env=env)
+    assert "cache cleared" in cleared.stdout
+    assert "0 entries" in qstudio("cache", env=env).stdout
+    _assert_one_line_error(qstudio("show", "999", env=env), "no run 999 in the history")

@@ -53,3 +53,62 @@ EXPLODING = BackendSpec(
     ("fp32",),
     ("none",),
 )
+
+
+class Aborting:
+    """Calls os.abort() while loading: a native crash (SIGABRT) inside the worker."""
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        return Artifact(None, 0)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        import os
+
+        os.abort()
+
+
+class MemoryHog:
+    """Caps its own address space a little above what it uses, then allocates until the cap is hit."""
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        import resource
+
+        import psutil
+
+        ctx.report("allocate", 0, 1)
+        limit = psutil.Process().memory_info().vms + 256 * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        hoard = []
+        while True:
+            hoard.append(bytearray(32 * 2**20))
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        raise AssertionError("unreachable")
+
+
+class Hanging:
+    """Starts a cache entry and then sits in a loop that never checks for cancel (like a long native call)."""
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        import time
+
+        def build(folder):  # type: ignore[no-untyped-def]
+            (folder / "model.onnx").write_bytes(b"half-written")
+            ctx.report("quantize", 0, 1)
+            while True:
+                time.sleep(0.05)
+
+        ctx.cache.get_or_build(ctx.cache_key(step="hang"), build, step="hang")
+        raise AssertionError("unreachable")
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        raise AssertionError("unreachable")
+
+
+def _spec(name: str, target: str) -> BackendSpec:
+    return BackendSpec(name, f"test: {name}", f"tests.fakes.backends:{target}", "onnxruntime", ("cpu",), ("fp32",), ("none",))
+
+
+ABORTING = _spec("test-abort", "Aborting")
+MEMORY_HOG = _spec("test-memory-hog", "MemoryHog")
+HANGING = _spec("test-hang", "Hanging")

@@ -1,0 +1,219 @@
+"""`qstudio run` and `qstudio rerun`: a queue of recipes through the run engine, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from studio.cli.render import show_results, show_topk, wide_console
+from studio.core.compare import RunSettings
+from studio.core.dataset import TextSet
+from studio.core.errors import StudioError
+from studio.core.events import Event
+from studio.core.measure import TimingPlan
+from studio.core.recipe import Recipe
+from studio.core.results import RunResult
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def load_data(request: dict[str, Any], console: Console) -> tuple[TextSet, TextSet]:
+    """Evaluation and calibration texts as the request names them (the demo's own by default)."""
+    from studio.core import demo
+    from studio.core.dataset import load_texts, split_for_calibration
+
+    label_column = request.get("label_column") or None
+    if request.get("eval"):
+        data = load_texts(request["eval"], request.get("text_column", "text"), label_column)
+    else:
+        if request["model"] != "demo":
+            console.print(
+                "[yellow]no --eval file: measuring fidelity to FP32 on the demo's texts, "
+                "without task accuracy[/yellow]"
+            )
+            label_column = None
+        data = load_texts(demo.eval_file(), "text", label_column)
+    if request.get("limit"):
+        data = data.subset(list(range(min(request["limit"], len(data)))), data.source)
+    if request.get("calibration"):
+        calibration = load_texts(request["calibration"], request.get("text_column", "text"), None)
+    elif not request.get("eval"):
+        calibration = load_texts(demo.calibration_file(), "text", None)
+    else:
+        data, calibration = split_for_calibration(data)
+        console.print(
+            f"[dim]no --calibration file: {len(calibration)} texts of the evaluation file are held out for it[/dim]"
+        )
+    return data, calibration
+
+
+def sample_inputs(run: RunResult, count: int) -> list[int]:
+    """A few inputs to show side by side: those where a backend disagrees with FP32 first."""
+    reference = run.reference
+    if reference is None or not reference.topk or count <= 0:
+        return []
+    disagreeing = [
+        i
+        for i in range(len(run.inputs))
+        if any(r.ok and r.topk and r.topk[i][0][0] != reference.topk[i][0][0] for r in run.results)
+    ]
+    chosen = disagreeing[: max(1, count // 2)]
+    for i in range(len(run.inputs)):
+        if len(chosen) >= count:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return sorted(chosen)
+
+
+def _progress_listener(progress: Progress) -> Any:
+    tasks: dict[str, TaskID] = {}
+
+    def listen(event: Event) -> None:
+        if event.kind in ("stage", "progress") and event.recipe:
+            if event.recipe not in tasks:
+                tasks[event.recipe] = progress.add_task(event.recipe, total=None)
+            progress.update(
+                tasks[event.recipe],
+                description=f"{event.recipe}: {event.stage}"[:34],
+                completed=event.done,
+                total=event.total or None,
+            )
+        elif event.kind == "result" and event.recipe in tasks:
+            progress.update(
+                tasks[event.recipe], description=f"{event.recipe}: done"[:34], completed=1, total=1
+            )
+        elif event.kind in ("warning", "error") and event.message:
+            progress.console.print(f"[yellow]{event.message}[/yellow]")
+
+    return listen
+
+
+def execute(request: dict[str, Any], recipes: list[Recipe], args: argparse.Namespace) -> int:
+    """Run `recipes` as `request` says, record it in the history, print and write the results."""
+    from studio.core.engine import RunEngine, default_store
+    from studio.core.model import open_model
+
+    err = Console(stderr=True, highlight=False)
+    open_model(request["model"])  # a bad model path fails before the data is read
+    names = [r.name for r in recipes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise StudioError(f"recipe name(s) given twice: {', '.join(duplicates)}", "give each recipe once")
+    data, calibration = load_data(request, err)
+    settings = RunSettings.model_validate(request["settings"])
+    engine = RunEngine(store=default_store())
+    progress = Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not err.is_terminal,
+        disable=args.quiet,
+    )
+    outcome: list[RunResult] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(
+                engine.run(
+                    request["model"],
+                    recipes,
+                    data,
+                    calibration,
+                    settings,
+                    _progress_listener(progress),
+                    request=request,
+                )
+            )
+        except BaseException as error:  # handed to the main thread
+            failure.append(error)
+
+    thread = threading.Thread(target=work, name="qstudio-run")
+    with progress:
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.2)
+        except KeyboardInterrupt:
+            engine.cancel()
+            err.print("[yellow]cancelling ...[/yellow]")
+            thread.join()
+    if failure:
+        raise failure[0]
+    run = outcome[0]
+    return report_outcome(run, args, err)
+
+
+def report_outcome(run: RunResult, args: argparse.Namespace, err: Console) -> int:
+    if getattr(args, "json", None):
+        text = run.model_dump_json(indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+            err.print(f"results written to {args.json}")
+    if getattr(args, "json", None) != "-":
+        console = wide_console()
+        show_results(console, run)
+        show_topk(console, run, sample_inputs(run, getattr(args, "samples", 4)))
+        if run.run_id is not None:
+            console.print(
+                f"run {run.run_id} recorded: `qstudio show {run.run_id}`, "
+                f"`qstudio report {run.run_id} --format html`"
+            )
+    statuses = [r.status for r in run.results]
+    if "cancelled" in statuses:
+        return EXIT_CANCELLED
+    unavailable = [r for r in run.results if r.status == "unavailable"]
+    for r in unavailable:
+        err.print(f"qstudio: recipe {r.recipe} is not available here: {r.reason}")
+    if unavailable:
+        return EXIT_USAGE
+    return EXIT_FAILED if "failed" in statuses else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from studio.core.capability import assess
+    from studio.core.hardware import probe
+    from studio.core.recipe import builtin_recipes, resolve_recipe
+
+    if args.recipe:
+        recipes = [resolve_recipe(ref) for ref in args.recipe]
+    else:  # by default every built-in recipe this machine can run
+        hardware = probe()
+        recipes = [r for r in builtin_recipes() if assess(r, hardware).available]
+    settings = RunSettings(
+        agreement_threshold=args.threshold,
+        top_k=args.top_k,
+        timing=TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds),
+    )
+    request = {
+        "model": args.model if args.model == "demo" else str(Path(args.model).expanduser().resolve()),
+        "recipes": [r.to_toml() for r in recipes],
+        "eval": str(Path(args.eval).resolve()) if args.eval else None,
+        "text_column": args.text_column,
+        "label_column": args.label_column,
+        "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
+        "limit": args.limit,
+        "settings": settings.model_dump(mode="json"),
+    }
+    return execute(request, recipes, args)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Repeat a recorded run: same model path, recipe texts, data files and settings."""
+    from studio.core.engine import default_store
+    from studio.core.recipe import parse_recipe
+
+    request = default_store().request(args.run)
+    recipes = [parse_recipe(tomllib.loads(text), f"run {args.run}") for text in request["recipes"]]
+    return execute(request, recipes, args)

@@ -1,0 +1,377 @@
+"""The run engine: every recipe in its own worker process, with live resource samples, cancel and history.
+
+A worker that aborts, segfaults or is killed for memory costs only its recipe: the engine reports
+"worker crashed (signal N) during <stage> of <recipe>" and goes on with the queue. Each finished
+recipe is committed to the history at once. Cancel asks the worker to stop (SIGTERM), kills it after
+`grace` seconds, and removes whatever half-written cache entry it left. Plain Python, no Qt: the CLI
+and the GUI both drive it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.core.cache import ArtifactCache
+from studio.core.capability import assess
+from studio.core.compare import (
+    RunSettings,
+    check_data,
+    failed_result,
+    finalise,
+    plan_queue,
+    run_header,
+    shape_of,
+)
+from studio.core.dataset import TextSet, label_indices
+from studio.core.events import Event, Listener, ignore
+from studio.core.gpu_memory import GpuMemoryProbe
+from studio.core.hardware import HardwareInfo, probe
+from studio.core.model import open_model
+from studio.core.paths import cache_dir, data_dir
+from studio.core.recipe import Recipe
+from studio.core.results import RecipeResult, RunResult
+from studio.core.store import RunStore
+from studio.core.worker import WorkerJob, shape_key
+
+log = logging.getLogger(__name__)
+
+
+def default_store() -> RunStore:
+    return RunStore(data_dir() / "history.sqlite")
+
+
+def default_cache() -> ArtifactCache:
+    return ArtifactCache(cache_dir() / "artifacts")
+
+
+@dataclass
+class _Peaks:
+    rss: int = 0
+    gpu: int | None = None
+    gpu_scope: str = "none"
+    samples: int = 0
+
+
+@dataclass
+class _WorkerOutcome:
+    result: RecipeResult
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class ResourceSampler:
+    """Samples a worker's RSS (with its children) and GPU memory every `interval` seconds."""
+
+    def __init__(self, pid: int, recipe: str, emit: Listener, gpu: GpuMemoryProbe, interval: float) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.recipe = recipe
+        self.emit = emit
+        self.gpu = gpu
+        self.interval = interval
+        self.peaks = _Peaks()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sampler-{pid}", daemon=True)
+        self._started = time.monotonic()
+
+    def _rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            with contextlib.suppress(Exception):
+                total += child.memory_info().rss
+        return int(total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                rss = self._rss()
+            except Exception:  # the worker is gone
+                return
+            reading = self.gpu.read(self.process.pid)
+            self.peaks.rss = max(self.peaks.rss, rss)
+            self.peaks.samples += 1
+            if reading.bytes is not None:
+                self.peaks.gpu = max(self.peaks.gpu or 0, reading.bytes)
+                self.peaks.gpu_scope = reading.scope
+            self.emit(
+                Event(
+                    kind="sample",
+                    recipe=self.recipe,
+                    data={
+                        "t": round(time.monotonic() - self._started, 3),
+                        "rss_bytes": rss,
+                        "gpu_bytes": reading.bytes,
+                        "gpu_scope": reading.scope,
+                    },
+                )
+            )
+
+    def __enter__(self) -> ResourceSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class RunEngine:
+    """Runs a queue of recipes on one model, one worker process per recipe."""
+
+    def __init__(
+        self,
+        cache: ArtifactCache | None = None,
+        store: RunStore | None = None,
+        sample_interval: float = 0.1,
+        grace: float = 1.5,
+        nvml: Any = None,
+        memory_limit_bytes: int | None = None,
+        test_backends: tuple[str, ...] = (),
+    ) -> None:
+        self.cache = cache or default_cache()
+        self.store = store
+        self.sample_interval = sample_interval
+        self.grace = grace
+        self.nvml = nvml
+        self.memory_limit_bytes = memory_limit_bytes
+        self.test_backends = list(test_backends)
+        self.cancel_event = threading.Event()
+        self.run_id: int | None = None
+
+    def cancel(self) -> None:
+        """Stop the recipe in flight (within `grace` seconds) and skip the rest of the queue."""
+        self.cancel_event.set()
+
+    # -- one worker -----------------------------------------------------------------------------------
+    def _stream(self, process: subprocess.Popen[str]) -> Iterator[Event | None]:
+        """Events from the worker's stdout; None every 100 ms of silence, so cancel stays responsive."""
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, name="worker-events", daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                yield None
+                continue
+            if line is None:
+                return
+            try:
+                yield Event.model_validate_json(line)
+            except ValueError:
+                log.debug("worker printed a non-event line: %s", line.rstrip())
+
+    def _stop_worker(self, process: subprocess.Popen[str]) -> None:
+        if process.poll() is not None:
+            return
+        process.terminate()  # SIGTERM: the worker stops at its next step
+        try:
+            process.wait(self.grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _remove_partial_entries(self, pid: int) -> None:
+        for leftover in self.cache.root.glob(f".tmp-{pid}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def run_worker(self, job: WorkerJob, listener: Listener, gpu: GpuMemoryProbe) -> _WorkerOutcome:
+        run_dir = Path(job.run_dir)
+        job_file = run_dir / f"job-{job.recipe.name}.json"
+        job_file.write_text(job.model_dump_json())
+        stderr_file = (run_dir / f"worker-{job.recipe.name}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "studio.core.worker", str(job_file)],
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+            encoding="utf-8",
+        )
+        stage = "start"
+        outcome: _WorkerOutcome | None = None
+        cancelled = False
+        with ResourceSampler(process.pid, job.recipe.name, listener, gpu, self.sample_interval) as sampler:
+            for event in self._stream(process):
+                if self.cancel_event.is_set() and not cancelled:
+                    cancelled = True
+                    threading.Thread(target=self._stop_worker, args=(process,), daemon=True).start()
+                if event is None:
+                    continue
+                if event.kind in ("stage", "progress") and event.stage:
+                    stage = event.stage
+                if event.kind in ("result", "error") and event.data and "result" in event.data:
+                    outcome = _WorkerOutcome(RecipeResult.model_validate(event.data["result"]), event.data)
+                    continue
+                if event.kind != "finished":
+                    listener(event)
+            returncode = process.wait()
+        stderr_file.close()
+        self._remove_partial_entries(process.pid)
+        if cancelled and (outcome is None or outcome.result.status != "ok"):
+            return _WorkerOutcome(failed_result(job.recipe, "cancelled", f"cancelled during {stage}"))
+        if outcome is None:
+            if returncode < 0:
+                reason = f"worker crashed (signal {-returncode}) during {stage} of {job.recipe.name}"
+            else:
+                tail = (
+                    (run_dir / f"worker-{job.recipe.name}.log")
+                    .read_text(errors="replace")
+                    .strip()
+                    .splitlines()
+                )
+                reason = f"worker exited with status {returncode} during {stage} of {job.recipe.name}" + (
+                    f": {tail[-1][:200]}" if tail else ""
+                )
+            return _WorkerOutcome(failed_result(job.recipe, "failed", reason))
+        result = outcome.result
+        result.peak_rss_bytes = max(result.peak_rss_bytes or 0, sampler.peaks.rss) or None
+        result.peak_gpu_bytes = sampler.peaks.gpu
+        result.gpu_memory_scope = sampler.peaks.gpu_scope
+        return outcome
+
+    # -- a whole queue --------------------------------------------------------------------------------
+    def run(
+        self,
+        model_ref: str,
+        recipes: list[Recipe],
+        data: TextSet,
+        calibration: TextSet,
+        settings: RunSettings | None = None,
+        listener: Listener = ignore,
+        hardware: HardwareInfo | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> RunResult:
+        settings = settings or RunSettings()
+        model = open_model(model_ref)  # bad input fails here, before any worker starts
+        check_data(data)
+        label_indices(data, model.info.labels)
+        hardware = hardware or probe(self.nvml)
+        run = run_header(model, data, calibration, hardware, settings)
+        if self.store is not None:
+            self.run_id = self.store.begin_run(run, request or {})
+            run.run_id = self.run_id
+        queue_ = plan_queue(model, recipes)
+        shapes = sorted({shape_of(r) for r in queue_} - {shape_of(queue_[0])})
+        reference: dict[str, Any] = {}
+        gpu = GpuMemoryProbe(self.nvml)
+        status = "finished"
+        try:
+            with tempfile.TemporaryDirectory(prefix="qstudio-run-") as run_dir:
+                for position, recipe in enumerate(queue_):
+                    if self.cancel_event.is_set():
+                        status = "cancelled"
+                        break
+                    listener(
+                        Event(
+                            kind="stage", recipe=recipe.name, stage="start", done=position, total=len(queue_)
+                        )
+                    )
+                    result = self._run_one(
+                        model_ref,
+                        recipe,
+                        position,
+                        data,
+                        calibration,
+                        settings,
+                        hardware,
+                        run_dir,
+                        shapes,
+                        reference,
+                        listener,
+                        gpu,
+                    )
+                    run.results.append(finalise(result, run, settings))
+                    if self.store is not None and self.run_id is not None:
+                        self.store.add_result(self.run_id, position, result)
+                    listener(
+                        Event(
+                            kind="result",
+                            recipe=recipe.name,
+                            data=result.model_dump(mode="json", exclude={"topk"}),
+                        )
+                    )
+                    if result.status == "cancelled":
+                        status = "cancelled"
+                        break
+                    if position == 0 and not result.ok:
+                        listener(
+                            Event(
+                                kind="error",
+                                recipe=recipe.name,
+                                message=f"the FP32 reference failed: {result.reason}",
+                            )
+                        )
+                        status = "failed"
+                        break
+        finally:
+            gpu.close()
+            if self.store is not None and self.run_id is not None:
+                self.store.finish_run(self.run_id, status)
+        listener(Event(kind="finished", total=len(run.results), message=status))
+        return run
+
+    def _run_one(
+        self,
+        model_ref: str,
+        recipe: Recipe,
+        position: int,
+        data: TextSet,
+        calibration: TextSet,
+        settings: RunSettings,
+        hardware: HardwareInfo,
+        run_dir: str,
+        shapes: list[tuple[int, int, int]],
+        reference: dict[str, Any],
+        listener: Listener,
+        gpu: GpuMemoryProbe,
+    ) -> RecipeResult:
+        availability = assess(recipe, hardware)
+        if not availability.available:  # no worker needed to say so
+            result = failed_result(recipe, "unavailable", availability.reason)
+            result.reference = position == 0
+            return result
+        job = WorkerJob(
+            model=model_ref,
+            recipe=recipe,
+            is_reference=position == 0,
+            texts=data.texts,
+            labels=data.labels,
+            source=data.source,
+            calibration_texts=calibration.texts,
+            calibration_source=calibration.source,
+            settings=settings,
+            hardware=hardware,
+            cache_root=str(self.cache.root),
+            run_dir=run_dir,
+            reference_outputs=reference.get("reference_outputs"),
+            reference_timings=reference.get("reference_timings", {}),
+            extra_shapes=shapes if position == 0 else [],
+            memory_limit_bytes=self.memory_limit_bytes,
+            test_backends=self.test_backends,
+        )
+        outcome = self.run_worker(job, listener, gpu)
+        if position == 0 and outcome.result.ok:
+            reference["reference_outputs"] = outcome.data.get("reference_outputs")
+            reference["reference_timings"] = outcome.data.get("reference_timings", {})
+        return outcome.result
+
+
+__all__ = ["RunEngine", "default_cache", "default_store", "shape_key"]

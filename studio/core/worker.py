@@ -1,0 +1,166 @@
+"""The worker process: runs one recipe and streams its events to the parent, one JSON object per line.
+
+Started as `python -m studio.core.worker JOB.json` by the run engine. Its real stdout is kept for the
+event stream and fd 1 is pointed at stderr, so whatever a library prints cannot corrupt the stream.
+SIGTERM asks it to stop at the next step; the engine kills it if that takes too long.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from studio.core.compare import RecipeRunner, RunSettings, Shape, check_data, describe_failure, failed_result
+from studio.core.dataset import TextSet
+from studio.core.errors import Cancelled
+from studio.core.events import Event
+from studio.core.hardware import HardwareInfo
+from studio.core.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+class WorkerJob(BaseModel):
+    """Everything one worker needs; written by the engine as JSON."""
+
+    model: str
+    recipe: Recipe
+    is_reference: bool
+    texts: list[str]
+    labels: list[str] | None
+    source: str
+    calibration_texts: list[str]
+    calibration_source: str
+    settings: RunSettings
+    hardware: HardwareInfo
+    cache_root: str
+    run_dir: str
+    reference_outputs: str | None = None  # .npy of the reference's outputs
+    reference_timings: dict[str, tuple[dict[str, float], float]] = {}  # "b,s,t" -> timing
+    extra_shapes: list[Shape] = []  # the reference also times these, for the other recipes' speed-up
+    memory_limit_bytes: int | None = None
+    test_backends: list[str] = []  # "module:SPEC" entries registered before running (tests only)
+
+
+def shape_key(shape: Shape) -> str:
+    return ",".join(str(x) for x in shape)
+
+
+class EventWriter:
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = event.model_dump_json()
+        with self.lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _limit_memory(limit: int | None) -> None:
+    if not limit:
+        return
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError) as error:  # not on Windows; never fatal
+        log.warning("cannot limit the worker's memory: %s", error)
+
+
+def _register_test_backends(entries: list[str]) -> None:
+    import importlib
+
+    from studio.backends.registry import register
+
+    for entry in entries:
+        module, _, name = entry.partition(":")
+        register(getattr(importlib.import_module(module), name))
+
+
+def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
+    from studio.core.cache import ArtifactCache
+    from studio.core.model import open_model
+
+    model = open_model(job.model)
+    data = TextSet(job.texts, job.labels, job.source)
+    check_data(data)
+    calibration = TextSet(job.calibration_texts, None, job.calibration_source)
+    runner = RecipeRunner(
+        model, data, calibration, ArtifactCache(Path(job.cache_root)), job.settings, emit, cancel
+    )
+    if job.reference_outputs:
+        runner.reference_outputs = np.load(job.reference_outputs)
+    for key, (latency, throughput) in job.reference_timings.items():
+        batch, seq_len, threads = (int(x) for x in key.split(","))
+        runner.reference_timings[(batch, seq_len, threads)] = (latency, throughput)
+    result, outputs = runner.run_recipe(job.recipe, job.hardware, job.is_reference)
+    data_out: dict[str, Any] = {"result": result.model_dump(mode="json")}
+    if job.is_reference and outputs is not None:
+        path = Path(job.run_dir) / "reference_outputs.npy"
+        np.save(path, outputs)
+        for shape in job.extra_shapes:
+            runner.reference_timing(tuple(shape))  # type: ignore[arg-type]
+        data_out["reference_outputs"] = str(path)
+        data_out["reference_timings"] = {shape_key(s): t for s, t in runner.reference_timings.items()}
+    emit(Event(kind="result", recipe=job.recipe.name, data=data_out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    emit = EventWriter(events)
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from studio.backends.torch_runtime import quiet_torch_imports
+
+    quiet_torch_imports()
+    raw = json.loads(Path(argv[0]).read_text())
+    _register_test_backends(raw.get("test_backends", []))  # before the recipe is validated against them
+    job = WorkerJob.model_validate(raw)
+    _limit_memory(job.memory_limit_bytes)
+    try:
+        run_job(job, emit, cancel)
+    except Cancelled:
+        emit(
+            Event(
+                kind="error",
+                recipe=job.recipe.name,
+                message="cancelled",
+                data={
+                    "result": failed_result(job.recipe, "cancelled", "cancelled by the user").model_dump(
+                        mode="json"
+                    )
+                },
+            )
+        )
+    except BaseException as error:  # reported as this recipe's failure; the parent goes on
+        log.debug("worker failed", exc_info=True)
+        reason = describe_failure(error)
+        emit(
+            Event(
+                kind="error",
+                recipe=job.recipe.name,
+                message=reason,
+                data={"result": failed_result(job.recipe, "failed", reason).model_dump(mode="json")},
+            )
+        )
+    emit(Event(kind="finished", recipe=job.recipe.name))
+    events.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
