@@ -2,12 +2,13 @@
 
     python benchmarks/cpu_recipes.py [--rounds 7] [--calls 20] [--out benchmarks/results/cpu.json]
 
-1. The studio runs every built-in CPU recipe (plus static INT8 on the unfused graph, to show what the
+1. The studio's run engine (one worker process per recipe) runs every built-in CPU recipe (plus static INT8 on the unfused graph, to show what the
    agreement guard does with the attention-mask trap) on the full demo evaluation set.
 2. The same FP32 ONNX export is quantized outside the studio: optimum's ORTQuantizer with its
    AVX512-VNNI dynamic preset, and plain `onnxruntime.quantization.quantize_dynamic` with defaults.
-3. An independent loop (raw InferenceSessions with default options, the bare torch modules) times every
-   artifact side by side, interleaved over several rounds, at batch 1 x 128 tokens.
+3. An independent loop times every artifact side by side at batch 1 x 128 tokens: each artifact in a fresh
+   process (raw InferenceSession with default options, or the bare torch module), rounds interleaved over
+   all artifacts, so no runtime's idle threads or caches slow another down.
 Writes `benchmarks/results/cpu.json` and the table between the markers in `benchmarks/README.md`.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from studio.backends.torch_runtime import quiet_torch_imports  # noqa: E402
 from studio.core import demo  # noqa: E402
 from studio.core.cache import ArtifactCache  # noqa: E402
-from studio.core.compare import RunSettings, compare  # noqa: E402
+from studio.core.compare import RunSettings  # noqa: E402
 from studio.core.dataset import load_texts  # noqa: E402
-from studio.core.hardware import probe  # noqa: E402
+from studio.core.engine import RunEngine  # noqa: E402
 from studio.core.inputs import encode  # noqa: E402
 from studio.core.measure import TimingPlan  # noqa: E402
 from studio.core.model import open_model  # noqa: E402
@@ -45,6 +47,7 @@ MARK_BEGIN, MARK_END = "<!-- cpu-table:begin -->", "<!-- cpu-table:end -->"
 
 
 def studio_run(timing: TimingPlan) -> tuple[RunResult, Any]:
+    """All CPU recipes (and the unfused static trap) through the run engine: one worker per recipe."""
     recipes = [r for r in builtin_recipes() if r.device == "cpu"]
     trap = parse_recipe(
         {
@@ -54,17 +57,14 @@ def studio_run(timing: TimingPlan) -> tuple[RunResult, Any]:
             "optimize_graph": False,
         }
     )
-    model = open_model("demo")
-    run = compare(
-        model,
+    run = RunEngine(ArtifactCache(cache_dir() / "artifacts")).run(
+        "demo",
         [*recipes, trap],
         load_texts(demo.eval_file()),
         load_texts(demo.calibration_file(), label_column=None),
-        probe(),
-        ArtifactCache(cache_dir() / "artifacts"),
         RunSettings(timing=timing),
     )
-    return run, model
+    return run, open_model("demo")
 
 
 def exported_fp32(model: Any) -> Path:
@@ -97,50 +97,30 @@ def plain_artifacts(exported: Path, folder: Path) -> dict[str, Path]:
 
 
 def independent_timing(
-    candidates: dict[str, Any], feeds: dict[str, np.ndarray], rounds: int, calls: int
+    candidates: dict[str, list[str]], rounds: int, calls: int
 ) -> dict[str, dict[str, float]]:
-    """Interleaved rounds over all candidates, so machine noise hits them alike."""
+    """Each artifact timed in a fresh process (benchmarks/time_artifact.py), rounds interleaved over all."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for run in candidates.values():  # warm-up
-        for _ in range(3):
-            run(feeds)
-    for _ in range(rounds):
-        for name, run in candidates.items():
-            for _ in range(calls):
-                start = time.perf_counter()
-                run(feeds)
-                samples[name].append(time.perf_counter() - start)
+    script = Path(__file__).with_name("time_artifact.py")
+    for round_ in range(rounds):
+        for name, arguments in candidates.items():
+            out = subprocess.run(
+                [sys.executable, str(script), *arguments, "--calls", str(calls)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            samples[name].extend(json.loads(out.strip().splitlines()[-1])["ms"])
+        print(f"  round {round_ + 1}/{rounds} done", flush=True)
     return {
         name: {
-            "p50": float(np.percentile(np.array(s) * 1000, 50)),
-            "p90": float(np.percentile(np.array(s) * 1000, 90)),
-            "p99": float(np.percentile(np.array(s) * 1000, 99)),
+            "p50": float(np.percentile(s, 50)),
+            "p90": float(np.percentile(s, 90)),
+            "p99": float(np.percentile(s, 99)),
             "calls": len(s),
         }
         for name, s in samples.items()
     }
-
-
-def ort_runner(path: Path, input_names: list[str]) -> Any:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    wanted = [i.name for i in session.get_inputs()]
-
-    def run(feeds: dict[str, np.ndarray]) -> Any:
-        return session.run(["logits"], {n: feeds[n] for n in wanted if n in input_names})
-
-    return run
-
-
-def torch_runner(module: Any) -> Any:
-    import torch
-
-    def run(feeds: dict[str, np.ndarray]) -> Any:
-        with torch.inference_mode():
-            return module(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
-
-    return run
 
 
 def plain_fidelity(path: Path, model: Any, run: RunResult) -> dict[str, float]:
@@ -169,8 +149,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu.json")
     args = parser.parse_args()
     quiet_torch_imports()
@@ -184,23 +164,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         print("plain pipelines: optimum ORTQuantizer, quantize_dynamic ...", flush=True)
         plain = plain_artifacts(exported, Path(scratch))
-        names = model.info.input_names
-        candidates: dict[str, Any] = {
-            "torch-fp32": torch_runner(model.torch_module()),
-            "torch-int8-dynamic": torch_runner(_torchao_module(model)),
+        candidates: dict[str, list[str]] = {
+            "torch-fp32": ["torch-fp32", "demo"],
+            "torch-int8-dynamic": ["torch-int8-dynamic", "demo"],
         }
         for r in run.results:
             if r.ok and r.backend.startswith("ort-"):
-                candidates[r.recipe] = ort_runner(_studio_artifact(r), names)
+                candidates[r.recipe] = ["onnx", str(_studio_artifact(r))]
         for name, path in plain.items():
-            candidates[name] = ort_runner(path, names)
-        texts = [run.inputs[0].text]
-        feeds = encode(model.tokenizer, texts, names, 128, pad_to_max=True)
+            candidates[name] = ["onnx", str(path)]
         print(
-            f"independent timing: {len(candidates)} artifacts x {args.rounds} rounds x {args.calls} calls ...",
+            f"independent timing: {len(candidates)} artifacts x {args.rounds} rounds x {args.calls} calls, "
+            "each in a fresh process ...",
             flush=True,
         )
-        timing = independent_timing(candidates, feeds, args.rounds, args.calls)
+        timing = independent_timing(candidates, args.rounds, args.calls)
         plain_quality = {name: plain_fidelity(path, model, run) for name, path in plain.items()}
         plain_sizes = {name: path.stat().st_size for name, path in plain.items()}
 
@@ -223,19 +201,6 @@ def main() -> int:
     print(table)
     print(f"written {args.out} and {readme}")
     return 0
-
-
-def _torchao_module(model: Any) -> Any:
-    """The studio's cached torchao INT8 weights in a fresh module, as a user would load them."""
-    from studio.backends.base import BuildContext
-    from studio.backends.torch_dynamic_int8 import TorchDynamicInt8
-    from studio.core.recipe import resolve_recipe
-
-    recipe = resolve_recipe("torch-int8-dynamic")
-    ctx = BuildContext(model, recipe, ArtifactCache(cache_dir() / "artifacts"), "int8")
-    backend = TorchDynamicInt8()
-    predictor = backend.load(ctx, backend.prepare(ctx))
-    return predictor.module  # type: ignore[attr-defined]
 
 
 def _studio_artifact(result: Any) -> Path:
@@ -320,7 +285,7 @@ def markdown(
         f"Measured {run.created:%Y-%m-%d} on {hw.cpu.model} ({hw.cpu.logical_cores} threads; "
         f"{', '.join(hw.cpu.flags)}), batch 1 x 128 tokens, default threads; "
         f"{run.evaluation.count} labelled utterances. Independent p50 from {next(iter(timing.values()))['calls']} "
-        "interleaved calls per artifact.",
+        "calls per artifact (a fresh process per artifact and round, rounds interleaved).",
         "",
         "| artifact | p50 ms (independent) | p99 ms | speed-up vs torch FP32 | studio p50 ms | size MB | accuracy | top-1 agreement | flags |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
