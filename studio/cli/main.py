@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="FILE", help="default: qstudio-run-RUN.FORMAT")
     report.set_defaults(func=cmd_report)
 
+    gui = commands.add_parser("gui", help="open the studio window (also what `qstudio` alone does)")
+    gui.add_argument("model", nargs="?", help="a model to open instead of the last one (or the demo)")
+
     cache = commands.add_parser("cache", help="list or clear the quantized-artifact cache")
     cache.add_argument("action", choices=("list", "clear"), nargs="?", default="list")
     cache.set_defaults(func=cmd_cache)
@@ -182,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     from studio.backends.torch_runtime import quiet_torch_imports
 
     quiet_torch_imports()
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
+    if args.command in (None, "gui"):
+        from studio.gui.app import main as gui_main
+
+        return gui_main([sys.argv[0], *([args.model] if getattr(args, "model", None) else [])])
     try:
         code: int = args.func(args)
         return code

@@ -28,7 +28,7 @@ from studio.core.events import Event, Listener, ignore
 from studio.core.hardware import HardwareInfo
 from studio.core.inputs import Feeds, encode, length_buckets
 from studio.core.measure import PeakRss, TimingPlan, accuracy, fidelity, latency_summary, time_calls, top_k
-from studio.core.model import Model
+from studio.core.model import Model, ModelInfo
 from studio.core.recipe import Recipe
 from studio.core.results import EvalInfo, Latency, RecipeResult, RunInput, RunResult, diagnose
 
@@ -51,9 +51,9 @@ def shape_of(recipe: Recipe) -> Shape:
     return (recipe.batch_size, recipe.seq_len, recipe.threads)
 
 
-def reference_recipe(model: Model) -> Recipe:
+def reference_recipe(model: ModelInfo) -> Recipe:
     """Torch FP32 for a PyTorch model; for an ONNX file, ONNX Runtime FP32 on the graph exactly as given."""
-    if model.has_torch:
+    if model.source != "onnx":
         return Recipe(
             name="torch-fp32", description="PyTorch FP32 (reference)", backend="torch-fp32", precision="fp32"
         )
@@ -66,7 +66,7 @@ def reference_recipe(model: Model) -> Recipe:
     )
 
 
-def plan_queue(model: Model, recipes: list[Recipe]) -> list[Recipe]:
+def plan_queue(model: ModelInfo, recipes: list[Recipe]) -> list[Recipe]:
     """The reference first (a requested recipe that is the reference stands in for it), then the rest."""
     reference = reference_recipe(model)
     same = [r for r in recipes if r.artifact_fields() == reference.artifact_fields()]
@@ -80,7 +80,8 @@ def plan_queue(model: Model, recipes: list[Recipe]) -> list[Recipe]:
     return [reference] + [r for r in recipes if r.name != reference.name]
 
 
-def failed_result(recipe: Recipe, status: str, reason: str) -> RecipeResult:
+def bare_result(recipe: Recipe, status: str, reason: str) -> RecipeResult:
+    """A result without measurements: unavailable, failed, cancelled, or a placeholder."""
     return RecipeResult(
         recipe=recipe.name,
         backend=recipe.backend,
@@ -348,18 +349,18 @@ def compare(
     check_data(data)
     runner = RecipeRunner(model, data, calibration, cache, settings, listener, cancel)
     run = run_header(model, data, calibration, hardware, settings)
-    queue = plan_queue(model, recipes)
+    queue = plan_queue(model.info, recipes)
     for position, recipe in enumerate(queue):
         listener(Event(kind="stage", recipe=recipe.name, stage="start", done=position, total=len(queue)))
         try:
             result, _ = runner.run_recipe(recipe, hardware, is_reference=position == 0)
         except Cancelled:
-            run.results.append(failed_result(recipe, "cancelled", "cancelled by the user"))
+            run.results.append(bare_result(recipe, "cancelled", "cancelled by the user"))
             listener(Event(kind="warning", recipe=recipe.name, message="run cancelled"))
             break
         except Exception as error:  # a backend bug must not lose the other recipes
             log.debug("recipe %s failed", recipe.name, exc_info=True)
-            result = failed_result(recipe, "failed", describe_failure(error))
+            result = bare_result(recipe, "failed", describe_failure(error))
         run.results.append(finalise(result, run, settings))
         if on_result is not None:
             on_result(result)

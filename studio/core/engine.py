@@ -27,8 +27,8 @@ from studio.core.cache import ArtifactCache
 from studio.core.capability import assess
 from studio.core.compare import (
     RunSettings,
+    bare_result,
     check_data,
-    failed_result,
     finalise,
     plan_queue,
     run_header,
@@ -148,11 +148,19 @@ class RunEngine:
         self.memory_limit_bytes = memory_limit_bytes
         self.test_backends = list(test_backends)
         self.cancel_event = threading.Event()
+        self._skipped: set[str] = set()
         self.run_id: int | None = None
 
     def cancel(self) -> None:
         """Stop the recipe in flight (within `grace` seconds) and skip the rest of the queue."""
         self.cancel_event.set()
+
+    def cancel_recipe(self, name: str) -> None:
+        """Stop or skip one recipe; the rest of the queue goes on."""
+        self._skipped.add(name)
+
+    def _should_stop(self, name: str) -> bool:
+        return self.cancel_event.is_set() or name in self._skipped
 
     # -- one worker -----------------------------------------------------------------------------------
     def _stream(self, process: subprocess.Popen[str]) -> Iterator[Event | None]:
@@ -210,7 +218,7 @@ class RunEngine:
         cancelled = False
         with ResourceSampler(process.pid, job.recipe.name, listener, gpu, self.sample_interval) as sampler:
             for event in self._stream(process):
-                if self.cancel_event.is_set() and not cancelled:
+                if self._should_stop(job.recipe.name) and not cancelled:
                     cancelled = True
                     threading.Thread(target=self._stop_worker, args=(process,), daemon=True).start()
                 if event is None:
@@ -226,7 +234,7 @@ class RunEngine:
         stderr_file.close()
         self._remove_partial_entries(process.pid)
         if cancelled and (outcome is None or outcome.result.status != "ok"):
-            return _WorkerOutcome(failed_result(job.recipe, "cancelled", f"cancelled during {stage}"))
+            return _WorkerOutcome(bare_result(job.recipe, "cancelled", f"cancelled during {stage}"))
         if outcome is None:
             if returncode < 0:
                 reason = f"worker crashed (signal {-returncode}) during {stage} of {job.recipe.name}"
@@ -240,12 +248,45 @@ class RunEngine:
                 reason = f"worker exited with status {returncode} during {stage} of {job.recipe.name}" + (
                     f": {tail[-1][:200]}" if tail else ""
                 )
-            return _WorkerOutcome(failed_result(job.recipe, "failed", reason))
+            return _WorkerOutcome(bare_result(job.recipe, "failed", reason))
         result = outcome.result
         result.peak_rss_bytes = max(result.peak_rss_bytes or 0, sampler.peaks.rss) or None
         result.peak_gpu_bytes = sampler.peaks.gpu
         result.gpu_memory_scope = sampler.peaks.gpu_scope
         return outcome
+
+    def predict(
+        self,
+        model_ref: str,
+        recipes: list[Recipe],
+        texts: list[str],
+        top_k: int = 5,
+        hardware: HardwareInfo | None = None,
+    ) -> dict[str, Any]:
+        """Top-k of `texts` on each recipe's (cached) artifact, in one worker process."""
+        hardware = hardware or probe(self.nvml)
+        with tempfile.TemporaryDirectory(prefix="qstudio-predict-") as run_dir:
+            job = WorkerJob(
+                model=model_ref,
+                recipe=recipes[0],
+                is_reference=False,
+                texts=texts,
+                labels=None,
+                source="typed",
+                calibration_texts=[],
+                calibration_source="",
+                settings=RunSettings(top_k=top_k),
+                hardware=hardware,
+                cache_root=str(self.cache.root),
+                run_dir=run_dir,
+                predict=recipes,
+                test_backends=self.test_backends,
+            )
+            outcome = self.run_worker(job, ignore, GpuMemoryProbe(self.nvml))
+        predictions: dict[str, Any] = dict(outcome.data.get("predictions", {}))
+        return predictions or {
+            r.name: {"error": outcome.result.reason or "prediction failed"} for r in recipes
+        }
 
     # -- a whole queue --------------------------------------------------------------------------------
     def run(
@@ -268,7 +309,7 @@ class RunEngine:
         if self.store is not None:
             self.run_id = self.store.begin_run(run, request or {})
             run.run_id = self.run_id
-        queue_ = plan_queue(model, recipes)
+        queue_ = plan_queue(model.info, recipes)
         shapes = sorted({shape_of(r) for r in queue_} - {shape_of(queue_[0])})
         reference: dict[str, Any] = {}
         gpu = GpuMemoryProbe(self.nvml)
@@ -284,20 +325,23 @@ class RunEngine:
                             kind="stage", recipe=recipe.name, stage="start", done=position, total=len(queue_)
                         )
                     )
-                    result = self._run_one(
-                        model_ref,
-                        recipe,
-                        position,
-                        data,
-                        calibration,
-                        settings,
-                        hardware,
-                        run_dir,
-                        shapes,
-                        reference,
-                        listener,
-                        gpu,
-                    )
+                    if recipe.name in self._skipped and position > 0:
+                        result = bare_result(recipe, "cancelled", "cancelled before it started")
+                    else:
+                        result = self._run_one(
+                            model_ref,
+                            recipe,
+                            position,
+                            data,
+                            calibration,
+                            settings,
+                            hardware,
+                            run_dir,
+                            shapes,
+                            reference,
+                            listener,
+                            gpu,
+                        )
                     run.results.append(finalise(result, run, settings))
                     if self.store is not None and self.run_id is not None:
                         self.store.add_result(self.run_id, position, result)
@@ -308,7 +352,7 @@ class RunEngine:
                             data=result.model_dump(mode="json", exclude={"topk"}),
                         )
                     )
-                    if result.status == "cancelled":
+                    if result.status == "cancelled" and self.cancel_event.is_set():
                         status = "cancelled"
                         break
                     if position == 0 and not result.ok:
@@ -345,7 +389,7 @@ class RunEngine:
     ) -> RecipeResult:
         availability = assess(recipe, hardware)
         if not availability.available:  # no worker needed to say so
-            result = failed_result(recipe, "unavailable", availability.reason)
+            result = bare_result(recipe, "unavailable", availability.reason)
             result.reference = position == 0
             return result
         job = WorkerJob(

@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 from pydantic import BaseModel
 
-from studio.core.compare import RecipeRunner, RunSettings, Shape, check_data, describe_failure, failed_result
+from studio.core.compare import RecipeRunner, RunSettings, Shape, bare_result, check_data, describe_failure
 from studio.core.dataset import TextSet
 from studio.core.errors import Cancelled
 from studio.core.events import Event
@@ -48,6 +48,7 @@ class WorkerJob(BaseModel):
     reference_timings: dict[str, tuple[dict[str, float], float]] = {}  # "b,s,t" -> timing
     extra_shapes: list[Shape] = []  # the reference also times these, for the other recipes' speed-up
     memory_limit_bytes: int | None = None
+    predict: list[Recipe] = []  # when set: only predict `texts` with these recipes (no measuring)
     test_backends: list[str] = []  # "module:SPEC" entries registered before running (tests only)
 
 
@@ -93,6 +94,27 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
     from studio.core.model import open_model
 
     model = open_model(job.model)
+    if job.predict:
+        from studio.core.predict import predict_texts
+
+        predictions = predict_texts(
+            model,
+            job.predict,
+            job.texts,
+            job.hardware,
+            ArtifactCache(Path(job.cache_root)),
+            job.settings.top_k,
+            job.calibration_texts,
+        )
+        placeholder = bare_result(job.recipe, "ok", "").model_dump(mode="json")
+        emit(
+            Event(
+                kind="result",
+                recipe=job.recipe.name,
+                data={"predictions": predictions, "result": placeholder},
+            )
+        )
+        return
     data = TextSet(job.texts, job.labels, job.source)
     check_data(data)
     calibration = TextSet(job.calibration_texts, None, job.calibration_source)
@@ -140,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 recipe=job.recipe.name,
                 message="cancelled",
                 data={
-                    "result": failed_result(job.recipe, "cancelled", "cancelled by the user").model_dump(
+                    "result": bare_result(job.recipe, "cancelled", "cancelled by the user").model_dump(
                         mode="json"
                     )
                 },
@@ -154,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 kind="error",
                 recipe=job.recipe.name,
                 message=reason,
-                data={"result": failed_result(job.recipe, "failed", reason).model_dump(mode="json")},
+                data={"result": bare_result(job.recipe, "failed", reason).model_dump(mode="json")},
             )
         )
     emit(Event(kind="finished", recipe=job.recipe.name))

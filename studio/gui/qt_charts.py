@@ -1,0 +1,227 @@
+"""Live charts (pyqtgraph): memory over time per recipe, latency per backend, accuracy and agreement per
+backend, and latency against accuracy with the Pareto front and the FP32 reference marked.
+
+Samples arrive ~10 times a second per worker; they go into numpy buffers and the curves are redrawn by
+one throttled timer (25 Hz), never from the event itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from studio.core.events import Event
+from studio.core.results import RecipeResult, pareto_front
+
+COLOURS = [
+    "#3366cc",
+    "#dc3912",
+    "#ff9900",
+    "#109618",
+    "#990099",
+    "#0099c6",
+    "#dd4477",
+    "#66aa00",
+    "#b82e2e",
+    "#316395",
+    "#994499",
+    "#22aa99",
+]
+
+
+class Series:
+    """A growing (time, value) buffer for one curve."""
+
+    def __init__(self) -> None:
+        self.t = np.zeros(256)
+        self.v = np.zeros(256)
+        self.n = 0
+
+    def append(self, t: float, v: float) -> None:
+        if self.n == len(self.t):
+            self.t = np.resize(self.t, self.n * 2)
+            self.v = np.resize(self.v, self.n * 2)
+        self.t[self.n], self.v[self.n] = t, v
+        self.n += 1
+
+
+def _plot(title: str, left: tuple[str, str], bottom: tuple[str, str]) -> pg.PlotWidget:
+    plot = pg.PlotWidget(title=title)
+    plot.setBackground("w")
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.setLabel("left", left[0], units=left[1])
+    plot.setLabel("bottom", bottom[0], units=bottom[1])
+    return plot
+
+
+class ChartsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.memory = _plot(
+            "Memory per recipe (RSS solid, GPU dashed)", ("memory", "B"), ("time since recipe start", "s")
+        )
+        self.memory.addLegend(offset=(10, 10))
+        self.memory.setDownsampling(mode="peak")
+        self.memory.setClipToView(True)
+        self.latency = _plot("Latency: bar p50, dot p90, whisker p99", ("", ""), ("latency", "ms"))
+        self.quality = _plot("Accuracy (blue), agreement with FP32 (orange)", ("", ""), ("percent", "%"))
+        self.scatter = _plot(
+            "Latency vs accuracy (star: FP32, dashed: Pareto front)",
+            ("accuracy", "%"),
+            ("latency p50", "ms"),
+        )
+        grid = QGridLayout(self)
+        grid.addWidget(self.memory, 0, 0)
+        grid.addWidget(self.latency, 0, 1)
+        grid.addWidget(self.quality, 1, 0)
+        grid.addWidget(self.scatter, 1, 1)
+        self.series: dict[tuple[str, str], Series] = {}
+        self.curves: dict[tuple[str, str], Any] = {}
+        self.colours: dict[str, str] = {}
+        self.results: list[RecipeResult] = []
+        self.scatter_item: pg.ScatterPlotItem | None = None
+        self._dirty = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(40)  # 25 Hz
+        self.timer.timeout.connect(self._redraw_memory)
+        self.timer.start()
+
+    def colour(self, recipe: str) -> str:
+        if recipe not in self.colours:
+            self.colours[recipe] = COLOURS[len(self.colours) % len(COLOURS)]
+        return self.colours[recipe]
+
+    def reset(self) -> None:
+        self.memory.clear()
+        self.memory.addLegend(offset=(10, 10))
+        self.series.clear()
+        self.curves.clear()
+        self.results = []
+        self.colours.clear()
+        for plot in (self.latency, self.quality, self.scatter):
+            plot.clear()
+
+    # -- live samples ---------------------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        if event.kind == "sample" and event.data:
+            t = float(event.data["t"])
+            self._add(event.recipe, "rss", t, float(event.data["rss_bytes"]))
+            if event.data.get("gpu_bytes") is not None:
+                self._add(event.recipe, "gpu", t, float(event.data["gpu_bytes"]))
+        elif event.kind == "result" and event.data:
+            self.add_result(RecipeResult.model_validate(event.data))
+
+    def _add(self, recipe: str, kind: str, t: float, value: float) -> None:
+        key = (recipe, kind)
+        if key not in self.series:
+            self.series[key] = Series()
+            pen = pg.mkPen(self.colour(recipe), width=2)
+            if kind == "gpu":
+                pen.setStyle(Qt.PenStyle.DashLine)
+            name = recipe if kind == "rss" else f"{recipe} (GPU)"
+            self.curves[key] = self.memory.plot([], [], pen=pen, name=name)
+        self.series[key].append(t, value)
+        self._dirty = True
+
+    def _redraw_memory(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        for key, series in self.series.items():
+            self.curves[key].setData(series.t[: series.n], series.v[: series.n])
+
+    def memory_points(self) -> int:
+        return sum(s.n for s in self.series.values())
+
+    # -- results --------------------------------------------------------------------------------------
+    def add_result(self, result: RecipeResult) -> None:
+        self.results = [r for r in self.results if r.recipe != result.recipe] + [result]
+        self._redraw_results()
+
+    def show_results(self, results: list[RecipeResult]) -> None:
+        self.reset()
+        self.results = list(results)
+        self._redraw_results()
+
+    def _measured(self) -> list[RecipeResult]:
+        return [r for r in self.results if r.ok and r.latency_ms is not None]
+
+    def _redraw_results(self) -> None:
+        measured = self._measured()
+        for plot in (self.latency, self.quality, self.scatter):
+            plot.clear()
+        if not measured:
+            return
+        ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]
+        y = np.arange(len(measured), dtype=float)
+        p50 = np.array([r.latency_ms.p50 for r in measured if r.latency_ms])
+        p90 = np.array([r.latency_ms.p90 for r in measured if r.latency_ms])
+        p99 = np.array([r.latency_ms.p99 for r in measured if r.latency_ms])
+        brushes = [
+            pg.mkBrush("#dc3912" if any(f.severity == "error" for f in r.flags) else self.colour(r.recipe))
+            for r in measured
+        ]
+        self.latency.addItem(pg.BarGraphItem(x0=0, y=y, width=p50, height=0.6, brushes=brushes))
+        self.latency.addItem(
+            pg.ErrorBarItem(x=p50, y=y, left=0, right=p99 - p50, beam=0.25, pen=pg.mkPen("#333"))
+        )
+        self.latency.addItem(pg.ScatterPlotItem(x=p90, y=y, size=7, brush=pg.mkBrush("#333"), pen=None))
+        self.latency.getAxis("left").setTicks(ticks)
+
+        accuracy = np.array([(r.accuracy or 0) * 100 for r in measured])
+        agreement = np.array([(r.top1_agreement or 0) * 100 for r in measured])
+        self.quality.addItem(pg.BarGraphItem(x0=0, y=y - 0.18, width=accuracy, height=0.34, brush="#3366cc"))
+        self.quality.addItem(pg.BarGraphItem(x0=0, y=y + 0.18, width=agreement, height=0.34, brush="#ff9900"))
+        self.quality.getAxis("left").setTicks(ticks)
+        self.quality.setXRange(0, 100)
+        self._redraw_scatter(measured)
+
+    def _redraw_scatter(self, measured: list[RecipeResult]) -> None:
+        def quality(r: RecipeResult) -> float:
+            value = r.accuracy if r.accuracy is not None else r.top1_agreement
+            return (value or 0.0) * 100
+
+        spots = []
+        for r in measured:
+            assert r.latency_ms is not None
+            spots.append(
+                {
+                    "pos": (r.latency_ms.p50, quality(r)),
+                    "data": r.recipe,
+                    "symbol": "star" if r.reference else "o",
+                    "size": 18 if r.reference else 12,
+                    "brush": pg.mkBrush("#000" if r.reference else self.colour(r.recipe)),
+                }
+            )
+        self.scatter_item = pg.ScatterPlotItem(
+            spots=spots,
+            hoverable=True,
+            hoverSize=16,
+            hoverPen=pg.mkPen("#000", width=2),
+            tip=lambda x, y, data: f"{data}\n{x:.2f} ms · {y:.1f}%",
+        )
+        self.scatter.addItem(self.scatter_item)
+        for r in measured:
+            assert r.latency_ms is not None
+            label = pg.TextItem(r.recipe, color="#333", anchor=(0, 1))
+            label.setPos(r.latency_ms.p50, quality(r))
+            self.scatter.addItem(label)
+        xs_all = [r.latency_ms.p50 for r in measured if r.latency_ms]
+        ys_all = [quality(r) for r in measured]
+        self.scatter.setXRange(0, max(xs_all) * 1.25, padding=0)
+        self.scatter.setYRange(max(0.0, min(ys_all) - 5), min(100.0, max(ys_all) + 2) + 0.5, padding=0)
+        front = sorted(pareto_front(measured), key=lambda r: r.latency_ms.p50 if r.latency_ms else 0)
+        if len(front) > 1:
+            xs = [r.latency_ms.p50 for r in front if r.latency_ms]
+            self.scatter.plot(
+                xs, [quality(r) for r in front], pen=pg.mkPen("#109618", width=2, style=Qt.PenStyle.DashLine)
+            )
+
+    def scatter_points(self) -> list[tuple[str, float, float]]:
+        if self.scatter_item is None:
+            return []
+        return [(p.data(), p.pos().x(), p.pos().y()) for p in self.scatter_item.points()]

@@ -1,0 +1,275 @@
+"""The main window: panels in docks around the run queue and charts; wiring in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QWidget,
+)
+
+import studio
+from studio.core.events import Event
+from studio.core.results import RecipeResult, RunResult
+from studio.core.store import RunStore
+from studio.gui.qt_charts import ChartsPanel
+from studio.gui.qt_errors import ErrorPanel
+from studio.gui.qt_hardware_panel import HardwarePanel
+from studio.gui.qt_history import HistoryPanel
+from studio.gui.qt_model_panel import ModelPanel
+from studio.gui.qt_recipes_panel import RecipesPanel
+from studio.gui.qt_run_panel import RunPanel
+from studio.gui.qt_state import RunController, StudioState, settings
+from studio.gui.qt_topk import TopKPanel
+
+
+def _dock(title: str, widget: QWidget, name: str) -> QDockWidget:
+    dock = QDockWidget(title)
+    dock.setObjectName(name)
+    dock.setWidget(widget)
+    return dock
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: StudioState, store: RunStore) -> None:
+        super().__init__()
+        self.state = state
+        self.controller = RunController(state, self)
+        self.setWindowTitle(f"Quantization Studio {studio.__version__}")
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+
+        self.model_panel = ModelPanel(state)
+        self.hardware_panel = HardwarePanel(state.hardware)
+        self.recipes_panel = RecipesPanel(state)
+        self.run_panel = RunPanel()
+        self.charts = ChartsPanel()
+        self.topk = TopKPanel()
+        self.history = HistoryPanel(store)
+        self.errors = ErrorPanel()
+
+        run_view = QSplitter(Qt.Orientation.Vertical)
+        run_view.addWidget(self.run_panel)
+        run_view.addWidget(self.charts)
+        run_view.setSizes([200, 700])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(run_view, "Run")
+        self.tabs.addTab(self.topk, "Top-k side by side")
+        self.tabs.addTab(self.history, "History")
+        self.setCentralWidget(self.tabs)
+
+        left = QTabWidget()
+        left.addTab(self.model_panel, "Model")
+        left.addTab(self.hardware_panel, "Hardware")
+        self.addDockWidget(
+            Qt.DockWidgetArea.LeftDockWidgetArea, _dock("Model and hardware", left, "model_dock")
+        )
+        self.addDockWidget(
+            Qt.DockWidgetArea.LeftDockWidgetArea, _dock("Recipes", self.recipes_panel, "recipes_dock")
+        )
+        self.error_dock = _dock("Problems", self.errors, "errors_dock")
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.error_dock)
+        self.status = QLabel("Starting…")
+        self.statusBar().addWidget(self.status, 1)
+        self._menus()
+        self._connect()
+        self._restore()
+
+    # -- wiring ---------------------------------------------------------------------------------------
+    def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open model…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
+        self.open_action.triggered.connect(self.open_dialog)
+        self.eval_action = QAction("Open &evaluation data…", self)
+        self.eval_action.triggered.connect(self.choose_eval)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action.triggered.connect(self.close)
+        for action in (self.open_action, self.eval_action, quit_action):
+            file_menu.addAction(action)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = QAction("&Run selected recipes", self, shortcut=QKeySequence("Ctrl+R"))
+        self.run_action.triggered.connect(self.start_run)
+        self.cancel_action = QAction("&Cancel all", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.triggered.connect(self.controller.cancel_all)
+        for action in (self.run_action, self.cancel_action):
+            run_menu.addAction(action)
+            self.addAction(action)
+        self.addAction(self.open_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About", self)
+        about.triggered.connect(self.about)
+        help_menu.addAction(about)
+
+    def _connect(self) -> None:
+        state, controller = self.state, self.controller
+        state.error.connect(self.report_error)
+        state.modelChanged.connect(
+            lambda info: self.status.setText(f"{info.name} ready · {self._data_text()}")
+        )
+        state.modelLoading.connect(lambda ref: self.status.setText(f"Opening {ref}…"))
+        state.dataChanged.connect(
+            lambda _: self.status.setText(f"{state.model.name if state.model else ''} · {self._data_text()}")
+        )
+        self.run_panel.startRequested.connect(self.start_run)
+        self.run_panel.cancelAllRequested.connect(controller.cancel_all)
+        self.run_panel.cancelRecipeRequested.connect(controller.cancel_recipe)
+        controller.started.connect(self.run_panel.begin)
+        controller.runEvent.connect(self.on_event)
+        controller.finished.connect(self.on_finished)
+        controller.failed.connect(self.on_failed)
+        controller.predicted.connect(lambda predictions: self.topk.show_predictions(self._typed, predictions))
+        self.topk.predictRequested.connect(self.predict)
+        self.history.reopened.connect(self.show_run)
+        self.history.failed.connect(self.report_error)
+
+    def _data_text(self) -> str:
+        data = self.state.data
+        if data is None:
+            return "no evaluation data"
+        return f"{len(data)} evaluation texts from {Path(data.source).name}"
+
+    # -- actions --------------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a model (an .onnx file, or config.json in a model folder)",
+            filter="Models (*.onnx config.json)",
+        )
+        if path:
+            self.state.open_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
+
+    def choose_eval(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Evaluation data (text and label columns)", filter="Data (*.csv *.tsv *.jsonl)"
+        )
+        if path:
+            self.state.load_data(path)
+
+    def start_run(self) -> None:
+        if self.controller.running:
+            return
+        recipes = self.recipes_panel.list.checked()
+        if not recipes:
+            self.report_error(
+                "No recipe selected: tick at least one available recipe in the Recipes list", ""
+            )
+            return
+        if self.state.model is None:
+            self.report_error("No model is open yet: pick the demo or open a model first", "")
+            return
+        self.charts.reset()
+        self.tabs.setCurrentIndex(0)
+        self.controller.start(recipes)
+
+    def on_event(self, event: Event) -> None:
+        self.run_panel.on_event(event)
+        self.charts.on_event(event)
+        if event.kind == "error" and event.message:
+            self.report_error(f"{event.recipe}: {event.message}", "")
+        if event.kind == "result" and event.data and event.data.get("status") == "failed":
+            self.report_error(
+                f"{event.recipe} failed: {event.data.get('reason')}", event.data.get("reason", "")
+            )
+
+    def on_finished(self, run: RunResult) -> None:
+        self.run_panel.finish()
+        self.show_run(run)
+        self.history.refresh()
+        self.status.setText(
+            f"Run {run.run_id} finished: {sum(r.ok for r in run.results)}/{len(run.results)} recipes ok"
+        )
+
+    def on_failed(self, message: str, details: str) -> None:
+        self.report_error(f"Run failed: {message}", details)
+        self.run_panel.finish()
+
+    def show_run(self, run: RunResult) -> None:
+        self.state.show_run(run)
+        self.charts.show_results(run.results)
+        self.topk.show_run(run)
+
+    def predict(self, text: str) -> None:
+        run = self.state.run
+        if run is None:
+            self.report_error(
+                "Run some recipes first: typed text is predicted by the recipes of the last run", ""
+            )
+            return
+        import tomllib
+
+        from studio.core.recipe import parse_recipe
+
+        recipes = [
+            parse_recipe(tomllib.loads(r.recipe_toml), r.recipe)
+            for r in run.results
+            if r.ok and r.recipe_toml
+        ]
+        self._typed = text
+        self.controller.predict(recipes, [text])
+
+    def report_error(self, message: str, details: str) -> None:
+        self.errors.add(message, details)
+        self.error_dock.show()
+        self.error_dock.raise_()
+        self.status.setText(message)
+
+    def about(self) -> None:
+        from studio.core.hardware import RUNTIMES
+        from studio.core.paths import cache_dir, data_dir
+
+        versions = ", ".join(
+            f"{k} {v}" for k, v in self.state.hardware.runtimes.items() if v and k in RUNTIMES
+        )
+        QMessageBox.about(
+            self,
+            "About Quantization Studio",
+            f"<b>Quantization Studio {studio.__version__}</b><p>Runtimes: {versions}</p>"
+            f"<p>User data: {data_dir()}<br>Artifact cache: {cache_dir()}</p>",
+        )
+
+    # -- drag and drop, settings ----------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = event.mimeData().urls()
+        if not urls:
+            return
+        path = Path(urls[0].toLocalFile())
+        if path.suffix == ".toml":
+            self.recipes_panel.load_file(path)
+        else:
+            self.state.open_model(str(path.parent if path.name == "config.json" else path))
+        event.acceptProposedAction()
+
+    def _restore(self) -> None:
+        store = settings()
+        geometry = store.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        layout = store.value("window_state")
+        if isinstance(layout, QByteArray):
+            self.restoreState(layout)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        store = settings()
+        store.setValue("geometry", self.saveGeometry())
+        store.setValue("window_state", self.saveState())
+        self.recipes_panel.list.save_selection()
+        store.sync()
+        if self.controller.running:
+            self.controller.cancel_all()
+        super().closeEvent(event)
+
+    def results(self) -> list[RecipeResult]:
+        return self.state.run.results if self.state.run else []

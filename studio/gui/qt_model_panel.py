@@ -1,0 +1,112 @@
+"""Pick a model (the demo, a recent one, a Hugging Face folder, an ONNX file) and see its card."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.model import ModelInfo
+from studio.gui.qt_state import StudioState, path_name
+
+
+def human_size(value: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+class ModelPanel(QWidget):
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.demo_button = QPushButton("Demo model")
+        self.folder_button = QPushButton("Open folder…")
+        self.onnx_button = QPushButton("Open ONNX…")
+        self.folder_button.setToolTip("A local Hugging Face model folder (Ctrl+O opens either kind)")
+        buttons = QHBoxLayout()
+        for button in (self.demo_button, self.folder_button, self.onnx_button):
+            buttons.addWidget(button)
+        self.recent = QListWidget()
+        self.recent.setMaximumHeight(90)
+        self.recent.setToolTip("Recent models: double-click to open")
+        self.status = QLabel("No model yet. Drop a model folder or .onnx file here.")
+        self.status.setWordWrap(True)
+        card = QGroupBox("Model card")
+        form = QFormLayout(card)
+        self.fields = {
+            name: QLabel("–")
+            for name in ("name", "architecture", "task", "parameters", "labels", "size", "path")
+        }
+        for name, label in self.fields.items():
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(
+                label.textInteractionFlags() | label.textInteractionFlags().TextSelectableByMouse
+            )
+            form.addRow(name.capitalize(), label)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("Recent"))
+        layout.addWidget(self.recent)
+        layout.addWidget(self.status)
+        layout.addWidget(card)
+        layout.addStretch(1)
+
+        self.demo_button.clicked.connect(lambda: state.open_model("demo"))
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.onnx_button.clicked.connect(self.choose_onnx)
+        self.recent.itemDoubleClicked.connect(lambda item: state.open_model(item.data(256)))
+        state.modelLoading.connect(lambda ref: self._set_busy(f"Opening {path_name(ref)}…"))
+        state.modelChanged.connect(self.show_model)
+        state.modelFailed.connect(lambda message, _: self._set_busy(f"Could not open: {message}", busy=False))
+        self.refresh_recent()
+
+    def _set_busy(self, text: str, busy: bool = True) -> None:
+        self.status.setText(text)
+        for button in (self.demo_button, self.folder_button, self.onnx_button):
+            button.setEnabled(not busy)
+
+    def refresh_recent(self) -> None:
+        self.recent.clear()
+        for ref in self.state.recent_models():
+            item = QListWidgetItem(path_name(ref))
+            item.setData(256, ref)
+            item.setToolTip(ref)
+            self.recent.addItem(item)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder")
+        if folder:
+            self.state.open_model(folder)
+
+    def choose_onnx(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an ONNX model", filter="ONNX models (*.onnx)")
+        if path:
+            self.state.open_model(path)
+
+    def show_model(self, info: ModelInfo) -> None:
+        labels = ", ".join(info.labels[:6]) + (" …" if len(info.labels) > 6 else "")
+        values = {
+            "name": info.name,
+            "architecture": info.architecture,
+            "task": info.task,
+            "parameters": f"{info.parameters / 1e6:.1f} M",
+            "labels": f"{len(info.labels)}" + (f": {labels}" if info.labels else " (encoder: embeddings)"),
+            "size": human_size(info.size_bytes),
+            "path": info.path,
+        }
+        for name, value in values.items():
+            self.fields[name].setText(value)
+        self._set_busy(f"Ready: {info.name}", busy=False)
+        self.refresh_recent()

@@ -1,0 +1,138 @@
+"""The run queue: start, a progress bar and stage per recipe, cancel one or all, elapsed and remaining time."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.events import Event
+
+
+class RunPanel(QWidget):
+    startRequested = Signal()
+    cancelAllRequested = Signal()
+    cancelRecipeRequested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.start_button = QPushButton("Run selected recipes  (Ctrl+R)")
+        self.cancel_button = QPushButton("Cancel all  (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.clock = QLabel("Idle")
+        top = QHBoxLayout()
+        top.addWidget(self.start_button)
+        top.addWidget(self.cancel_button)
+        top.addStretch(1)
+        top.addWidget(self.clock)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["recipe", "progress", "stage", ""])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        self.start_button.clicked.connect(self.startRequested)
+        self.cancel_button.clicked.connect(self.cancelAllRequested)
+        self.rows: dict[str, int] = {}
+        self.done_at: dict[str, float] = {}
+        self.started_at = 0.0
+        self.timer = QTimer(self)
+        self.timer.setInterval(500)
+        self.timer.timeout.connect(self._tick)
+
+    def begin(self, names: list[str]) -> None:
+        self.table.setRowCount(0)
+        self.rows = {}
+        self.done_at = {}
+        for name in names:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            self.table.setItem(row, 0, QTableWidgetItem(name))
+            bar = QProgressBar()
+            bar.setRange(0, 1)
+            bar.setValue(0)
+            bar.setFormat("queued")
+            self.table.setCellWidget(row, 1, bar)
+            self.table.setItem(row, 2, QTableWidgetItem("queued"))
+            cancel = QPushButton("Cancel")
+            cancel.clicked.connect(lambda _=False, n=name: self.cancelRecipeRequested.emit(n))
+            self.table.setCellWidget(row, 3, cancel)
+            self.rows[name] = row
+        self.table.resizeColumnToContents(0)
+        self.started_at = time.monotonic()
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.timer.start()
+
+    def on_event(self, event: Event) -> None:
+        row = self.rows.get(event.recipe)
+        if row is None or event.kind in ("sample", "warning"):
+            return
+        bar = self.table.cellWidget(row, 1)
+        stage_item = self.table.item(row, 2)
+        if not isinstance(bar, QProgressBar) or stage_item is None:
+            return
+        if event.kind in ("stage", "progress"):
+            stage = event.stage
+            if event.total:
+                bar.setRange(0, event.total)
+                bar.setValue(event.done)
+                bar.setFormat(f"{stage} %v/%m")
+            else:
+                bar.setRange(0, 0)  # busy
+            stage_item.setText(stage)
+        elif event.kind == "result" and event.data:
+            status = event.data.get("status", "")
+            bar.setRange(0, 1)
+            bar.setValue(1)
+            bar.setFormat(status)
+            flags = event.data.get("flags") or []
+            suspect = any(f.get("severity") == "error" for f in flags)
+            stage_item.setText(
+                "SUSPECT: " + flags[0]["message"][:80] if suspect else (event.data.get("reason") or status)
+            )
+            stage_item.setToolTip(event.data.get("reason") or "; ".join(f["message"] for f in flags))
+            stage_item.setForeground(
+                Qt.GlobalColor.red if suspect or status == "failed" else Qt.GlobalColor.black
+            )
+            button = self.table.cellWidget(row, 3)
+            if button is not None:
+                button.setEnabled(False)
+            self.done_at[event.recipe] = time.monotonic()
+
+    def finish(self) -> None:
+        self.timer.stop()
+        self._tick()
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        for row in range(self.table.rowCount()):
+            button = self.table.cellWidget(row, 3)
+            if button is not None:
+                button.setEnabled(False)
+
+    def _tick(self) -> None:
+        elapsed = time.monotonic() - self.started_at
+        done = len(self.done_at)
+        remaining = len(self.rows) - done
+        if done and remaining:
+            estimate = elapsed / done * remaining
+            self.clock.setText(
+                f"elapsed {elapsed:.0f} s · about {estimate:.0f} s remaining ({remaining} to go)"
+            )
+        elif remaining:
+            self.clock.setText(f"elapsed {elapsed:.0f} s · estimating remaining time…")
+        else:
+            self.clock.setText(f"finished in {elapsed:.0f} s")

@@ -1,0 +1,230 @@
+"""What the window is working on (model, data, recipes, the current run) and the run controller.
+
+`StudioState` is the one object the panels share: they read it and connect to its signals in one place.
+`RunController` drives the core's `RunEngine` from a Python thread; engine events reach the GUI thread
+as Qt signals (queued), so no worker thread ever touches a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from studio.core.capability import Availability, assess
+from studio.core.compare import RunSettings
+from studio.core.dataset import TextSet, load_texts, split_for_calibration
+from studio.core.errors import StudioError
+from studio.core.events import Event
+from studio.core.hardware import HardwareInfo
+from studio.core.model import ModelInfo
+from studio.core.paths import data_dir
+from studio.core.recipe import Recipe, builtin_recipes
+from studio.core.results import RecipeResult, RunResult
+from studio.gui.background import in_background
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 8
+
+
+def settings() -> QSettings:
+    """Settings live with the user's data (platformdirs, or QSTUDIO_HOME), not in Qt's own location."""
+    return QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
+
+
+class StudioState(QObject):
+    modelLoading = Signal(str)
+    modelChanged = Signal(object)  # ModelInfo
+    modelFailed = Signal(str, str)
+    dataChanged = Signal(str)
+    recipesChanged = Signal()
+    runShown = Signal(object)  # RunResult: a finished or reopened run
+    error = Signal(str, str)  # message, details
+
+    def __init__(self, hardware: HardwareInfo, parent: QObject | None = None, nvml: Any = None) -> None:
+        super().__init__(parent)
+        self.hardware = hardware
+        self.nvml = nvml  # None: the real pynvml
+        self.model_ref: str | None = None
+        self.model: ModelInfo | None = None
+        self.recipes: list[Recipe] = builtin_recipes()
+        self.eval_file: str | None = None
+        self.data: TextSet | None = None
+        self.calibration: TextSet | None = None
+        self.run: RunResult | None = None
+        self._tasks: list[Any] = []
+
+    # -- model ----------------------------------------------------------------------------------------
+    def open_model(self, ref: str) -> None:
+        """Open a model in the background; `modelChanged` or `modelFailed` follows."""
+        from studio.core.model import open_model
+
+        self.modelLoading.emit(ref)
+
+        def opened(model: Any) -> None:
+            self.model_ref = ref
+            self.model = model.info
+            self._remember_model(ref)
+            self.load_data(self.eval_file)
+            self.modelChanged.emit(model.info)
+
+        def failed(message: str, details: str) -> None:
+            self.modelFailed.emit(message, details)
+            self.error.emit(f"Cannot open model: {message}", details)
+
+        self._tasks.append(in_background(lambda: open_model(ref), opened, failed, self))
+
+    def _remember_model(self, ref: str) -> None:
+        store = settings()
+        recent = [r for r in self.recent_models() if r != ref]
+        store.setValue("recent_models", [ref, *recent][:MAX_RECENT])
+        store.setValue("last_model", ref)
+
+    @staticmethod
+    def recent_models() -> list[str]:
+        value = settings().value("recent_models", [])
+        if isinstance(value, str):
+            return [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    # -- data -----------------------------------------------------------------------------------------
+    def load_data(
+        self, path: str | None, text_column: str = "text", label_column: str | None = "label"
+    ) -> None:
+        """Evaluation texts: the chosen file (20% held out for calibration), or the demo's own sets."""
+        from studio.core import demo
+
+        try:
+            if path:
+                data = load_texts(path, text_column, label_column)
+                data, calibration = split_for_calibration(data)
+            else:
+                labelled = self.model_ref == "demo"
+                data = load_texts(demo.eval_file(), "text", "label" if labelled else None)
+                calibration = load_texts(demo.calibration_file(), "text", None)
+        except StudioError as error:
+            self.error.emit(str(error), "")
+            return
+        self.eval_file, self.data, self.calibration = path, data, calibration
+        self.dataChanged.emit(data.source)
+
+    # -- recipes --------------------------------------------------------------------------------------
+    def availability(self, recipe: Recipe) -> Availability:
+        return assess(recipe, self.hardware)
+
+    def add_recipe(self, recipe: Recipe) -> None:
+        self.recipes = [r for r in self.recipes if r.name != recipe.name] + [recipe]
+        self.recipesChanged.emit()
+
+    def show_run(self, run: RunResult) -> None:
+        self.run = run
+        self.runShown.emit(run)
+
+
+class RunController(QObject):
+    """Starts, watches and cancels runs of the core's engine without blocking the event loop."""
+
+    runEvent = Signal(object)  # studio.core.events.Event
+    started = Signal(list)  # recipe names in queue order
+    finished = Signal(object)  # RunResult
+    failed = Signal(str, str)
+    predicted = Signal(object)  # {recipe: {"topk": ...} | {"error": ...}}
+
+    def __init__(self, state: StudioState, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.engine: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, recipes: list[Recipe], settings_: RunSettings | None = None) -> bool:
+        from studio.core.compare import plan_queue
+        from studio.core.engine import RunEngine, default_store
+
+        state = self.state
+        if (
+            self.running
+            or state.model is None
+            or state.model_ref is None
+            or state.data is None
+            or state.calibration is None
+        ):
+            return False
+        model_ref, data, calibration = state.model_ref, state.data, state.calibration
+        engine = RunEngine(store=default_store(), nvml=state.nvml)
+        self.engine = engine
+        request = {
+            "model": model_ref,
+            "recipes": [r.to_toml() for r in recipes],
+            "eval": state.eval_file,
+            "text_column": "text",
+            "label_column": "label",
+            "calibration": None,
+            "limit": 0,
+            "settings": (settings_ or RunSettings()).model_dump(mode="json"),
+        }
+
+        def work() -> None:
+            try:
+                run = engine.run(
+                    model_ref,
+                    recipes,
+                    data,
+                    calibration,
+                    settings_,
+                    self.runEvent.emit,
+                    hardware=state.hardware,
+                    request=request,
+                )
+            except Exception as error:
+                import traceback
+
+                self.failed.emit(str(error), traceback.format_exc())
+                return
+            self.finished.emit(run)
+
+        queue = [r.name for r in plan_queue(state.model, recipes)]
+        self._thread = threading.Thread(target=work, name="studio-run", daemon=True)
+        self.started.emit(queue)
+        self._thread.start()
+        return True
+
+    def cancel_all(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel()
+
+    def cancel_recipe(self, name: str) -> None:
+        if self.engine is not None:
+            self.engine.cancel_recipe(name)
+
+    def predict(self, recipes: list[Recipe], texts: list[str]) -> None:
+        from studio.core.engine import RunEngine
+
+        model_ref = self.state.model_ref
+        if model_ref is None:
+            return
+        in_background(
+            lambda: RunEngine(nvml=self.state.nvml).predict(
+                model_ref, recipes, texts, hardware=self.state.hardware
+            ),
+            self.predicted.emit,
+            lambda message, details: self.state.error.emit(f"Prediction failed: {message}", details),
+            self,
+        )
+
+
+def recipe_results(run: RunResult) -> dict[str, RecipeResult]:
+    return {r.recipe: r for r in run.results}
+
+
+def path_name(ref: str) -> str:
+    return "demo model" if ref == "demo" else Path(ref).name
+
+
+__all__ = ["Event", "RunController", "StudioState", "path_name", "recipe_results", "settings"]

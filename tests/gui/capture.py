@@ -1,0 +1,76 @@
+"""Drive the real window on the demo model and save screenshots: mid-run, after the run, top-k, history.
+
+    python -m tests.gui.capture OUT_DIR [--recipes a,b]
+
+Run under a display (Xvfb in the tests). Exits non-zero if the run does not finish.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else {"ort-fp32", "ort-int8-dynamic", "ort-int8-static-minmax"}
+    from studio.gui.app import create_window
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Quantization Studio")
+    window = create_window("demo")
+    window.resize(1600, 1000)
+    window.show()
+    shots: list[str] = []
+
+    def shot(name: str) -> None:
+        path = out / name
+        window.grab().save(str(path))
+        shots.append(name)
+        print(f"saved {path}", flush=True)
+
+    def start() -> None:
+        recipes = window.recipes_panel.list
+        for i in range(recipes.count()):
+            item = recipes.item(i)
+            if item.flags() & Qt.ItemFlag.ItemIsEnabled:
+                item.setCheckState(Qt.CheckState.Checked if item.text() in wanted else Qt.CheckState.Unchecked)
+        window.start_run()
+
+    results: list[str] = []
+
+    def on_event(event) -> None:  # type: ignore[no-untyped-def]
+        if event.kind == "result":
+            results.append(event.recipe)
+            if len(results) == 2:  # the reference and one recipe are done, the rest still run
+                QTimer.singleShot(1500, lambda: shot("main-window-running.png"))
+
+    def finished(_run) -> None:  # type: ignore[no-untyped-def]
+        QTimer.singleShot(500, lambda: shot("main-window-finished.png"))
+
+        def topk() -> None:
+            window.tabs.setCurrentIndex(1)
+            window.topk.only_disagreements.setChecked(True)
+            QTimer.singleShot(500, lambda: (shot("topk.png"), QTimer.singleShot(200, history)))
+
+        def history() -> None:
+            window.tabs.setCurrentIndex(2)
+            QTimer.singleShot(500, lambda: (shot("history.png"), app.quit()))
+
+        QTimer.singleShot(1200, topk)
+
+    window.controller.runEvent.connect(on_event)
+    window.controller.finished.connect(finished)
+    window.state.modelChanged.connect(lambda _: QTimer.singleShot(500, start))
+    QTimer.singleShot(600_000, app.quit)  # never hang a test run
+    app.exec()
+    expected = {"main-window-running.png", "main-window-finished.png", "topk.png", "history.png"}
+    return 0 if expected <= set(shots) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

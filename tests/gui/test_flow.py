@@ -1,0 +1,72 @@
+"""The whole flow: pick a model, run two recipes, watch charts and tables fill, cancel, reopen, export."""
+
+from PySide6.QtCore import Qt
+
+from studio.core.results import RunResult
+
+
+def _select(window, names):
+    recipes = window.recipes_panel.list
+    for i in range(recipes.count()):
+        item = recipes.item(i)
+        if item.flags() & Qt.ItemFlag.ItemIsEnabled:
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+
+def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_classifier, tiny_eval, qtbot, tmp_path):
+    window = make_window(str(tiny_classifier), str(tiny_eval))
+    _select(window, {"ort-fp32", "ort-int8-dynamic"})
+    events = []
+    window.controller.runEvent.connect(events.append)
+    with qtbot.waitSignal(window.controller.finished, timeout=300_000) as finished:
+        window.run_action.trigger()
+        assert window.controller.running
+        assert window.run_panel.table.rowCount() == 3  # reference + two recipes
+        qtbot.waitUntil(lambda: window.charts.memory_points() > 0, timeout=120_000)  # live, while running
+    run: RunResult = finished.args[0]
+    assert [r.status for r in run.results] == ["ok", "ok", "ok"]
+    assert window.run_panel.clock.text().startswith("finished in")
+    points = window.charts.scatter_points()
+    assert {name for name, _, _ in points} == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
+    assert all(x > 0 and 0 <= y <= 100 for _, x, y in points)
+    assert any(e.kind == "sample" for e in events)
+    topk = window.topk
+    assert topk.inputs.rowCount() == len(run.inputs)
+    assert topk.inputs.columnCount() == 3 + 3
+    assert topk.detail.columnCount() == 3 and topk.detail.rowCount() == 3
+    assert "agrees with FP32" in topk.summary.text()
+    history = window.history
+    assert history.table.rowCount() == 1 and history.table.item(0, 2).text() == "finished"
+    history.table.selectRow(0)
+    report = history.export(run.run_id, tmp_path / "report.html")
+    assert report is not None and "Top-k predictions side by side" in report.read_text()
+    window.charts.reset()
+    with qtbot.waitSignal(history.reopened, timeout=10_000):
+        history.open_selected()
+    assert len(window.charts.scatter_points()) == 3
+    # typed text: every backend's top-k from a worker
+    with qtbot.waitSignal(window.controller.predicted, timeout=120_000) as predicted:
+        topk.typed.setText("will it rain in paris")
+        topk.predict_button.click()
+    assert set(predicted.args[0]) == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
+    assert topk.detail.columnCount() == 3 and topk.detail.item(0, 0).text().split()[0] in ("greeting", "weather", "music")
+
+
+def test_cancel_all_from_the_window(make_window, tiny_classifier, tiny_eval, qtbot):
+    window = make_window(str(tiny_classifier), str(tiny_eval))
+    _select(window, {"ort-int8-static-entropy", "ort-int4-weight-only"})
+    with qtbot.waitSignal(window.controller.finished, timeout=120_000) as finished:
+        window.run_action.trigger()
+        qtbot.waitUntil(lambda: window.run_panel.table.item(0, 2).text() not in ("queued",), timeout=60_000)
+        window.cancel_action.trigger()
+    statuses = [r.status for r in finished.args[0].results]
+    assert statuses[-1] == "cancelled" and len(statuses) <= 3
+    assert window.run_panel.start_button.isEnabled()
+
+
+def test_starting_without_selection_reports_it(make_window, tiny_classifier):
+    window = make_window(str(tiny_classifier))
+    _select(window, set())
+    window.run_action.trigger()
+    assert not window.controller.running
+    assert "No recipe selected" in window.errors.list.item(0).text()
