@@ -142,8 +142,10 @@ class ChartsPanel(QWidget):
         self.results = [r for r in self.results if r.recipe != result.recipe] + [result]
         self._redraw_results()
 
-    def show_results(self, results: list[RecipeResult]) -> None:
-        self.reset()
+    def show_results(self, results: list[RecipeResult], keep_memory: bool = False) -> None:
+        """Draw a run's results; `keep_memory` keeps the live memory curves of the run just finished."""
+        if not keep_memory:
+            self.reset()
         self.results = list(results)
         self._redraw_results()
 
@@ -151,11 +153,18 @@ class ChartsPanel(QWidget):
         return [r for r in self.results if r.ok and r.latency_ms is not None]
 
     def _redraw_results(self) -> None:
+        """Rebuild the three result charts, one per event-loop turn: each repaint costs tens of ms in
+        software rendering, and together they would stall the window past 50 ms."""
         measured = self._measured()
         for plot in (self.latency, self.quality, self.scatter):
             plot.clear()
         if not measured:
             return
+        self._redraw_latency(measured)
+        QTimer.singleShot(30, lambda: self._redraw_quality(self._measured()))
+        QTimer.singleShot(60, lambda: self._redraw_scatter(self._measured()))
+
+    def _redraw_latency(self, measured: list[RecipeResult]) -> None:
         ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]
         y = np.arange(len(measured), dtype=float)
         p50 = np.array([r.latency_ms.p50 for r in measured if r.latency_ms])
@@ -172,15 +181,24 @@ class ChartsPanel(QWidget):
         self.latency.addItem(pg.ScatterPlotItem(x=p90, y=y, size=7, brush=pg.mkBrush("#333"), pen=None))
         self.latency.getAxis("left").setTicks(ticks)
 
+    def _redraw_quality(self, measured: list[RecipeResult]) -> None:
+        self.quality.clear()
+        if not measured:
+            return
+        ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]
+        y = np.arange(len(measured), dtype=float)
         accuracy = np.array([(r.accuracy or 0) * 100 for r in measured])
         agreement = np.array([(r.top1_agreement or 0) * 100 for r in measured])
         self.quality.addItem(pg.BarGraphItem(x0=0, y=y - 0.18, width=accuracy, height=0.34, brush="#3366cc"))
         self.quality.addItem(pg.BarGraphItem(x0=0, y=y + 0.18, width=agreement, height=0.34, brush="#ff9900"))
         self.quality.getAxis("left").setTicks(ticks)
         self.quality.setXRange(0, 100)
-        self._redraw_scatter(measured)
 
     def _redraw_scatter(self, measured: list[RecipeResult]) -> None:
+        self.scatter.clear()
+        if not measured:
+            return
+
         def quality(r: RecipeResult) -> float:
             value = r.accuracy if r.accuracy is not None else r.top1_agreement
             return (value or 0.0) * 100

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         )
         self.error_dock = _dock("Problems", self.errors, "errors_dock")
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.error_dock)
+        self.error_dock.hide()  # shown, non-modal, when something goes wrong
         self.status = QLabel("Starting…")
         self.statusBar().addWidget(self.status, 1)
         self._menus()
@@ -182,7 +183,7 @@ class MainWindow(QMainWindow):
 
     def on_finished(self, run: RunResult) -> None:
         self.run_panel.finish()
-        self.show_run(run)
+        self.show_run(run, keep_memory=True)
         self.history.refresh()
         self.status.setText(
             f"Run {run.run_id} finished: {sum(r.ok for r in run.results)}/{len(run.results)} recipes ok"
@@ -192,9 +193,9 @@ class MainWindow(QMainWindow):
         self.report_error(f"Run failed: {message}", details)
         self.run_panel.finish()
 
-    def show_run(self, run: RunResult) -> None:
+    def show_run(self, run: RunResult, keep_memory: bool = False) -> None:
         self.state.show_run(run)
-        self.charts.show_results(run.results)
+        self.charts.show_results(run.results, keep_memory)
         self.topk.show_run(run)
 
     def predict(self, text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
+    QTableView,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -24,6 +25,72 @@ from PySide6.QtWidgets import (
 from studio.core.results import RecipeResult, RunResult
 
 DISAGREE = QColor("#fde2e1")
+
+
+class InputsModel(QAbstractTableModel):
+    """Evaluation inputs with each backend's top-1; a row where any backend differs from FP32 is marked.
+
+    A model/view table only formats the rows on screen, so a thousand inputs cost the event loop nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: RunResult | None = None
+        self.ok: list[RecipeResult] = []
+        self.rows: list[int] = []  # input indices shown
+        self.differs: dict[int, list[bool]] = {}
+
+    def load(self, run: RunResult | None, ok: list[RecipeResult], only_disagreements: bool) -> None:
+        self.beginResetModel()
+        self.run, self.ok, self.rows, self.differs = run, ok, [], {}
+        if run is not None and run.reference is not None and run.reference.topk and ok:
+            ref = [top[0][0] for top in run.reference.topk]
+            for i in range(len(run.inputs)):
+                differs = [r.topk[i][0][0] != ref[i] for r in ok]
+                self.differs[i] = differs
+                if any(differs) or not only_disagreements:
+                    self.rows.append(i)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() or not self.ok else 3 + len(self.ok)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole or orientation != Qt.Orientation.Horizontal:
+            return None
+        return ["#", "input", "label"][section] if section < 3 else self.ok[section - 3].recipe
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if self.run is None or not index.isValid():
+            return None
+        i = self.rows[index.row()]
+        column = index.column()
+        differs = self.differs[i]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            item = self.run.inputs[i]
+            if column == 0:
+                return str(i)
+            if column == 1:
+                return item.text
+            if column == 2:
+                return item.gold or ""
+            label, probability = self.ok[column - 3].topk[i][0]
+            return f"{label} {probability:.2f}"
+        if role == Qt.ItemDataRole.BackgroundRole and any(differs):
+            return DISAGREE
+        if role == Qt.ItemDataRole.ForegroundRole and column >= 3 and differs[column - 3]:
+            return QColor("#b3261e")
+        return None
+
+    def disagreeing_rows(self) -> list[int]:
+        return [row for row, i in enumerate(self.rows) if any(self.differs[i])]
 
 
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
@@ -42,9 +109,11 @@ class TopKPanel(QWidget):
         self.summary = QLabel("Run recipes to compare their predictions.")
         self.summary.setWordWrap(True)
         self.only_disagreements = QCheckBox("only inputs where a backend disagrees with FP32")
-        self.inputs = QTableWidget(0, 0)
-        self.inputs.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.inputs.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.inputs_model = InputsModel()
+        self.inputs = QTableView()
+        self.inputs.setModel(self.inputs_model)
+        self.inputs.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.inputs.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.inputs.verticalHeader().setVisible(False)
         self.inputs.setWordWrap(False)
         self.inputs.verticalHeader().setDefaultSectionSize(22)
@@ -76,7 +145,9 @@ class TopKPanel(QWidget):
         layout.addWidget(splitter, 1)
         self.run: RunResult | None = None
         self.only_disagreements.toggled.connect(lambda _: self._fill_inputs())
-        self.inputs.currentCellChanged.connect(lambda row, *_: self._show_input(row))
+        self.inputs.selectionModel().currentRowChanged.connect(
+            lambda current, _: self._show_input(current.row())
+        )
         self.typed.returnPressed.connect(self._predict)
         self.predict_button.clicked.connect(self._predict)
 
@@ -89,7 +160,7 @@ class TopKPanel(QWidget):
         reference = run.reference
         if not ok or reference is None or not reference.topk:
             self.summary.setText("No top-k predictions in this run (an encoder is compared on embeddings).")
-            self.inputs.setRowCount(0)
+            self.inputs_model.load(None, [], False)
             return
         parts = []
         for r in ok:
@@ -105,51 +176,24 @@ class TopKPanel(QWidget):
         self._fill_inputs()
 
     def disagreeing_rows(self) -> list[int]:
-        """Table rows currently highlighted as disagreeing (for tests and the screenshot check)."""
-        items = [(row, self.inputs.item(row, 0)) for row in range(self.inputs.rowCount())]
-        return [row for row, item in items if item is not None and item.background().color() == DISAGREE]
+        """Table rows highlighted as disagreeing with FP32 (for tests and the screenshot check)."""
+        return self.inputs_model.disagreeing_rows()
 
     def _fill_inputs(self) -> None:
-        run = self.run
-        ok = self._ok()
-        if run is None or not ok or run.reference is None:
-            return
-        reference = run.reference
-        headers = ["#", "input", "label", *[r.recipe for r in ok]]
-        rows = []
-        for i, item in enumerate(run.inputs):
-            differs = [r.topk[i][0][0] != reference.topk[i][0][0] for r in ok]
-            if self.only_disagreements.isChecked() and not any(differs):
-                continue
-            rows.append((i, item, differs))
-        self.inputs.clear()
-        self.inputs.setColumnCount(len(headers))
-        self.inputs.setHorizontalHeaderLabels(headers)
-        self.inputs.setRowCount(len(rows))
-        for row, (i, item, differs) in enumerate(rows):
-            cells = [_item(str(i)), _item(item.text, item.text), _item(item.gold or "")]
-            for r, differ in zip(ok, differs, strict=True):
-                label, probability = r.topk[i][0]
-                cell = _item(f"{label} {probability:.2f}")
-                if differ:
-                    cell.setForeground(QColor("#b3261e"))
-                cells.append(cell)
-            for column, cell in enumerate(cells):
-                if any(differs):
-                    cell.setBackground(DISAGREE)
-                self.inputs.setItem(row, column, cell)
+        self.inputs_model.load(self.run, self._ok(), self.only_disagreements.isChecked())
         header = self.inputs.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.inputs.setColumnWidth(0, 44)
         self.inputs.setColumnWidth(1, 260)
-        if rows:
+        for column in range(2, self.inputs_model.columnCount()):
+            self.inputs.setColumnWidth(column, 150)
+        if self.inputs_model.rowCount():
             self.inputs.selectRow(0)
 
     def _show_input(self, row: int) -> None:
-        first = self.inputs.item(row, 0) if row >= 0 else None
-        if self.run is None or first is None:
+        if self.run is None or not 0 <= row < len(self.inputs_model.rows):
             return
-        index = int(first.text())
+        index = self.inputs_model.rows[row]
         item = self.run.inputs[index]
         self.detail_title.setText(
             f"<b>#{index}</b> {item.text}" + (f" <i>(label: {item.gold})</i>" if item.gold else "")

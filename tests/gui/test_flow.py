@@ -26,13 +26,14 @@ def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_cla
     run: RunResult = finished.args[0]
     assert [r.status for r in run.results] == ["ok", "ok", "ok"]
     assert window.run_panel.clock.text().startswith("finished in")
+    qtbot.waitUntil(lambda: len(window.charts.scatter_points()) == 3, timeout=5_000)  # drawn a turn later
     points = window.charts.scatter_points()
     assert {name for name, _, _ in points} == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
     assert all(x > 0 and 0 <= y <= 100 for _, x, y in points)
     assert any(e.kind == "sample" for e in events)
     topk = window.topk
-    assert topk.inputs.rowCount() == len(run.inputs)
-    assert topk.inputs.columnCount() == 3 + 3
+    assert topk.inputs_model.rowCount() == len(run.inputs)
+    assert topk.inputs_model.columnCount() == 3 + 3
     assert topk.detail.columnCount() == 3 and topk.detail.rowCount() == 3
     assert "agrees with FP32" in topk.summary.text()
     history = window.history
@@ -43,7 +44,7 @@ def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_cla
     window.charts.reset()
     with qtbot.waitSignal(history.reopened, timeout=10_000):
         history.open_selected()
-    assert len(window.charts.scatter_points()) == 3
+    qtbot.waitUntil(lambda: len(window.charts.scatter_points()) == 3, timeout=5_000)
     # typed text: every backend's top-k from a worker
     with qtbot.waitSignal(window.controller.predicted, timeout=120_000) as predicted:
         topk.typed.setText("will it rain in paris")

@@ -117,3 +117,37 @@ def test_errors_panel_copies_details(make_window, tiny_classifier):
     window.errors.copy()
     assert QGuiApplication.clipboard().text() == "something broke\n\nthe details"
     assert Path  # keep the import used
+
+
+def test_topk_marks_disagreements(qtbot, tiny_classifier, tiny_eval, tiny_calibration):
+    from studio.backends.registry import REGISTRY
+    from studio.core.cache import ArtifactCache
+    from studio.core.compare import RunSettings, compare
+    from studio.core.dataset import load_texts
+    from studio.core.hardware import probe
+    from studio.core.measure import TimingPlan
+    from studio.core.model import open_model
+    from studio.core.paths import cache_dir
+    from studio.core.recipe import parse_recipe
+    from studio.gui.qt_topk import DISAGREE, TopKPanel
+    from tests.fakes.backends import MISLABELLED
+
+    REGISTRY[MISLABELLED.name] = MISLABELLED
+    try:
+        run = compare(open_model(tiny_classifier),
+                      [parse_recipe({"name": "mislabelled", "backend": MISLABELLED.name, "precision": "fp32"})],
+                      load_texts(tiny_eval), load_texts(tiny_calibration, label_column=None), probe(FakeNvml.missing()),
+                      ArtifactCache(cache_dir() / "artifacts"),
+                      RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0)))
+    finally:
+        del REGISTRY[MISLABELLED.name]
+    panel = TopKPanel()
+    qtbot.addWidget(panel)
+    panel.show_run(run)
+    model = panel.inputs_model
+    assert len(panel.disagreeing_rows()) == model.rowCount() == len(run.inputs)
+    assert model.data(model.index(0, 4), Qt.ItemDataRole.BackgroundRole) == DISAGREE
+    assert "mislabelled</b> agrees with FP32 on 0/48" in panel.summary.text() or "#b3261e" in panel.summary.text()
+    assert panel.detail.item(0, 1).background().color() == DISAGREE  # the chosen input's differing top-1
+    panel.only_disagreements.setChecked(True)
+    assert model.rowCount() == len(run.inputs)
