@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 
-import studio
 from studio.cli.run import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
 from studio.core.errors import StudioError
 
@@ -95,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qstudio", description="Quantize a model with several recipes and compare them against FP32."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {studio.__version__}")
+    parser.add_argument(
+        "--version", action="store_true", help="version, runtimes it carries, where data lives"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command")
 
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gui = commands.add_parser("gui", help="open the studio window (also what `qstudio` alone does)")
     gui.add_argument("model", nargs="?", help="a model to open instead of the last one (or the demo)")
+    gui.add_argument("--screenshot", metavar="PNG", help="save the window once the model is open, then quit")
 
     cache = commands.add_parser("cache", help="list or clear the quantized-artifact cache")
     cache.add_argument("action", choices=("list", "clear"), nargs="?", default="list")
@@ -185,10 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     from studio.backends.torch_runtime import quiet_torch_imports
 
     quiet_torch_imports()
+    if args.version:
+        from studio.core.about import about_lines
+
+        print("\n".join(about_lines()))
+        return EXIT_OK
     if args.command in (None, "gui"):
         from studio.gui.app import main as gui_main
 
-        return gui_main([sys.argv[0], *([args.model] if getattr(args, "model", None) else [])])
+        extra = ["--screenshot", args.screenshot] if getattr(args, "screenshot", None) else []
+        return gui_main([sys.argv[0], *([args.model] if getattr(args, "model", None) else []), *extra])
     try:
         code: int = args.func(args)
         return code

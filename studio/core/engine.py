@@ -74,7 +74,10 @@ class _WorkerOutcome:
 def worker_command(job_file: Path) -> list[str]:
     """The worker, started below the window's priority (from its first instruction, imports included): on a
     machine with few cores the GUI still gets the CPU when it needs it, and a worker alone runs as fast."""
-    command = [sys.executable, "-m", "studio.core.worker", str(job_file)]
+    if getattr(sys, "frozen", False):  # the installed bundle: its own binary is the interpreter
+        command = [sys.executable, "__worker__", str(job_file)]
+    else:
+        command = [sys.executable, "-m", "studio.core.worker", str(job_file)]
     nice = shutil.which("nice")
     return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
 

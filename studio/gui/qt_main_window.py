@@ -224,18 +224,11 @@ class MainWindow(QMainWindow):
         self.status.setText(message)
 
     def about(self) -> None:
-        from studio.core.hardware import RUNTIMES
-        from studio.core.paths import cache_dir, data_dir
+        from studio.core.about import about_lines
 
-        versions = ", ".join(
-            f"{k} {v}" for k, v in self.state.hardware.runtimes.items() if v and k in RUNTIMES
-        )
-        QMessageBox.about(
-            self,
-            "About Quantization Studio",
-            f"<b>Quantization Studio {studio.__version__}</b><p>Runtimes: {versions}</p>"
-            f"<p>User data: {data_dir()}<br>Artifact cache: {cache_dir()}</p>",
-        )
+        lines = about_lines()
+        body = "".join(f"<p>{line}</p>" for line in lines[1:])
+        QMessageBox.about(self, "About Quantization Studio", f"<b>{lines[0]}</b>{body}")
 
     # -- drag and drop, settings ----------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -26,8 +26,11 @@ def qstudio(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[
 def test_version_and_help() -> None:
     from studio import __version__
 
-    assert qstudio("--version").stdout.strip() == f"qstudio {__version__}"
-    assert "probe" in qstudio().stdout
+    lines = qstudio("--version").stdout.strip().splitlines()
+    assert lines[0] == f"Quantization Studio {__version__}"
+    assert "onnxruntime 1." in lines[1] and "torch 2." in lines[1]
+    assert lines[2].startswith("user data: ") and lines[3].startswith("artifact cache: ")
+    assert "probe" in qstudio("--help").stdout
 
 
 def test_probe_json_has_hardware_and_capability_matrix() -> None:
