@@ -66,6 +66,16 @@ _BUILTIN = (
         needs_torch_model=True,
     ),
     BackendSpec(
+        "torch-cuda",
+        "PyTorch on CUDA (FP32/FP16/BF16)",
+        "studio.backends.torch_cuda:TorchCuda",
+        "torch",
+        ("cuda",),
+        ("fp32", "fp16", "bf16"),
+        ("none",),
+        needs_torch_model=True,
+    ),
+    BackendSpec(
         "ort-fp32",
         "ONNX Runtime FP32",
         "studio.backends.ort_fp32:OrtFp32",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from studio.backends.registry import get_spec
 from studio.core.hardware import HardwareInfo
+from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe
 from studio.core.types import Precision
 
@@ -49,8 +50,19 @@ def _cc(cc: tuple[int, int]) -> str:
     return f"{cc[0]}.{cc[1]}"
 
 
-def assess(recipe: Recipe, hardware: HardwareInfo) -> Availability:
-    """Decide whether `recipe` runs on `hardware`, and with which precision."""
+# Bytes per weight, for the free-VRAM check; a CUDA context and activations come on top.
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "fp8": 1.0, "int4": 0.5, "fp4": 0.5}
+CUDA_OVERHEAD_BYTES = 600 * 2**20
+
+
+def gpu_memory_needed(parameters: int, precision: str) -> int:
+    """A deliberately generous estimate: weights at `precision`, plus an FP32 copy while converting, plus
+    the CUDA context."""
+    return int(parameters * (WEIGHT_BYTES.get(precision, 4.0) + 4.0) + CUDA_OVERHEAD_BYTES)
+
+
+def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = None) -> Availability:
+    """Decide whether `recipe` runs on `hardware` (and fits its free GPU memory, given the model)."""
     spec = get_spec(recipe.backend)
 
     def no(reason: str) -> Availability:
@@ -84,6 +96,13 @@ def assess(recipe: Recipe, hardware: HardwareInfo) -> Availability:
                 notice=f"FP16 needs compute capability >= {_cc(needed)}; {have}: FP32 will run instead",
             )
         return no(f"{recipe.precision.upper()} needs compute capability >= {_cc(needed)}; {have}")
+    if model is not None:
+        need = gpu_memory_needed(model.parameters, recipe.precision)
+        if gpu.memory_free_bytes < need:
+            return no(
+                f"not enough free GPU memory: {model.name} needs about {need / 2**30:.1f} GiB, this {gpu.name} has "
+                f"{gpu.memory_free_bytes / 2**30:.1f} GiB free; close other GPU programs or pick a smaller model"
+            )
     return Availability(recipe.name, True, precision=recipe.precision)
 
 

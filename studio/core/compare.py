@@ -193,7 +193,7 @@ class RecipeRunner:
         self, recipe: Recipe, hardware: HardwareInfo, is_reference: bool = False
     ) -> tuple[RecipeResult, np.ndarray | None]:
         """Measure `recipe`; returns its result and its outputs (None when it did not run)."""
-        availability = assess(recipe, hardware)
+        availability = assess(recipe, hardware, self.model.info)
         base = RecipeResult(
             recipe=recipe.name,
             backend=recipe.backend,

@@ -38,7 +38,7 @@ from studio.core.dataset import TextSet, label_indices
 from studio.core.events import Event, Listener, ignore
 from studio.core.gpu_memory import GpuMemoryProbe
 from studio.core.hardware import HardwareInfo, probe
-from studio.core.model import open_model
+from studio.core.model import ModelInfo, open_model
 from studio.core.paths import cache_dir, data_dir
 from studio.core.recipe import Recipe
 from studio.core.results import RecipeResult, RunResult
@@ -334,12 +334,22 @@ class RunEngine:
             self.run_id = self.store.begin_run(run, request or {})
             run.run_id = self.run_id
         queue_ = plan_queue(model.info, recipes)
-        shapes = sorted({shape_of(r) for r in queue_} - {shape_of(queue_[0])})
-        reference: dict[str, Any] = {}
-        gpu = GpuMemoryProbe(self.nvml)
         status = "finished"
+        gpu = GpuMemoryProbe(self.nvml)
         try:
             with tempfile.TemporaryDirectory(prefix="qstudio-run-") as run_dir:
+                queue_context = _Queue(
+                    model_ref,
+                    model.info,
+                    data,
+                    calibration,
+                    settings,
+                    hardware,
+                    run_dir,
+                    sorted({shape_of(r) for r in queue_} - {shape_of(queue_[0])}),
+                    listener,
+                    gpu,
+                )
                 for position, recipe in enumerate(queue_):
                     if self.cancel_event.is_set():
                         status = "cancelled"
@@ -352,20 +362,7 @@ class RunEngine:
                     if recipe.name in self._skipped and position > 0:
                         result = bare_result(recipe, "cancelled", "cancelled before it started")
                     else:
-                        result = self._run_one(
-                            model_ref,
-                            recipe,
-                            position,
-                            data,
-                            calibration,
-                            settings,
-                            hardware,
-                            run_dir,
-                            shapes,
-                            reference,
-                            listener,
-                            gpu,
-                        )
+                        result = self._run_one(queue_context, recipe, position)
                     run.results.append(finalise(result, run, settings))
                     if self.store is not None and self.run_id is not None:
                         self.store.add_result(self.run_id, position, result)
@@ -380,13 +377,8 @@ class RunEngine:
                         status = "cancelled"
                         break
                     if position == 0 and not result.ok:
-                        listener(
-                            Event(
-                                kind="error",
-                                recipe=recipe.name,
-                                message=f"the FP32 reference failed: {result.reason}",
-                            )
-                        )
+                        message = f"the FP32 reference failed: {result.reason}"
+                        listener(Event(kind="error", recipe=recipe.name, message=message))
                         status = "failed"
                         break
         finally:
@@ -396,50 +388,53 @@ class RunEngine:
         listener(Event(kind="finished", total=len(run.results), message=status))
         return run
 
-    def _run_one(
-        self,
-        model_ref: str,
-        recipe: Recipe,
-        position: int,
-        data: TextSet,
-        calibration: TextSet,
-        settings: RunSettings,
-        hardware: HardwareInfo,
-        run_dir: str,
-        shapes: list[tuple[int, int, int]],
-        reference: dict[str, Any],
-        listener: Listener,
-        gpu: GpuMemoryProbe,
-    ) -> RecipeResult:
-        availability = assess(recipe, hardware)
+    def _run_one(self, queue_: _Queue, recipe: Recipe, position: int) -> RecipeResult:
+        availability = assess(recipe, queue_.hardware, queue_.model)
         if not availability.available:  # no worker needed to say so
             result = bare_result(recipe, "unavailable", availability.reason)
             result.reference = position == 0
             return result
         job = WorkerJob(
-            model=model_ref,
+            model=queue_.model_ref,
             recipe=recipe,
             is_reference=position == 0,
-            texts=data.texts,
-            labels=data.labels,
-            source=data.source,
-            calibration_texts=calibration.texts,
-            calibration_source=calibration.source,
-            settings=settings,
-            hardware=hardware,
+            texts=queue_.data.texts,
+            labels=queue_.data.labels,
+            source=queue_.data.source,
+            calibration_texts=queue_.calibration.texts,
+            calibration_source=queue_.calibration.source,
+            settings=queue_.settings,
+            hardware=queue_.hardware,
             cache_root=str(self.cache.root),
-            run_dir=run_dir,
-            reference_outputs=reference.get("reference_outputs"),
-            reference_timings=reference.get("reference_timings", {}),
-            extra_shapes=shapes if position == 0 else [],
+            run_dir=queue_.run_dir,
+            reference_outputs=queue_.reference.get("reference_outputs"),
+            reference_timings=queue_.reference.get("reference_timings", {}),
+            extra_shapes=queue_.shapes if position == 0 else [],
             memory_limit_bytes=self.memory_limit_bytes,
             test_backends=self.test_backends,
         )
-        outcome = self.run_worker(job, listener, gpu)
+        outcome = self.run_worker(job, queue_.listener, queue_.gpu)
         if position == 0 and outcome.result.ok:
-            reference["reference_outputs"] = outcome.data.get("reference_outputs")
-            reference["reference_timings"] = outcome.data.get("reference_timings", {})
+            queue_.reference["reference_outputs"] = outcome.data.get("reference_outputs")
+            queue_.reference["reference_timings"] = outcome.data.get("reference_timings", {})
         return outcome.result
+
+
+@dataclass
+class _Queue:
+    """What every recipe of one run shares; the reference's outputs and timings fill in after it runs."""
+
+    model_ref: str
+    model: ModelInfo
+    data: TextSet
+    calibration: TextSet
+    settings: RunSettings
+    hardware: HardwareInfo
+    run_dir: str
+    shapes: list[tuple[int, int, int]]
+    listener: Listener
+    gpu: GpuMemoryProbe
+    reference: dict[str, Any] = field(default_factory=dict)
 
 
 __all__ = ["RunEngine", "default_cache", "default_store", "shape_key"]
