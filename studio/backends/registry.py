@@ -35,7 +35,6 @@ class BackendSpec:
     precisions: tuple[Precision, ...]
     modes: tuple[Mode, ...]
     needs_torch_model: bool = False
-    calibrated: bool = False
 
     def load(self) -> Backend:
         module_name, _, class_name = self.target.partition(":")
@@ -64,6 +63,15 @@ _BUILTIN = (
         ("int8",),
         ("dynamic",),
         needs_torch_model=True,
+    ),
+    BackendSpec(
+        "tensorrt",
+        "TensorRT engine (Python API)",
+        "studio.backends.tensorrt_engine:TensorRTEngine",
+        "tensorrt",
+        ("cuda",),
+        ("fp16", "int8", "fp8"),
+        ("none", "static"),
     ),
     BackendSpec(
         "torch-cuda",
@@ -101,7 +109,6 @@ _BUILTIN = (
         ("cpu", "cuda"),
         ("int8",),
         ("static",),
-        calibrated=True,
     ),
     BackendSpec(
         "ort-int4",

@@ -24,7 +24,7 @@ INSTALL_HINT = {
     "torch": "pip install torch",
     "torchao": "pip install torchao",
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on an NVIDIA machine)",
-    "tensorrt": "pip install 'quantization-studio[gpu]' (TensorRT wheels come from NVIDIA's index)",
+    "tensorrt": "pip install 'quantization-studio[gpu]' (TensorRT's wheels come from NVIDIA's package index)",
     "bitsandbytes": "pip install 'quantization-studio[gpu]'",
 }
 
@@ -68,15 +68,14 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
     def no(reason: str) -> Availability:
         return Availability(recipe.name, False, reason, recipe.precision)
 
+    if recipe.device == "cuda" and not hardware.gpus:
+        return no(f"needs an NVIDIA GPU; none found ({hardware.gpu_status.removeprefix('not available: ')})")
     if not hardware.has_runtime(spec.runtime):
         return no(
             f"needs {spec.runtime}, which is not installed; {INSTALL_HINT.get(spec.runtime, '')}".rstrip("; ")
         )
     if recipe.device == "cpu":
         return Availability(recipe.name, True, precision=recipe.precision)
-
-    if not hardware.gpus:
-        return no(f"needs an NVIDIA GPU; none found ({hardware.gpu_status.removeprefix('not available: ')})")
     gpu = hardware.gpus[0]
     if spec.runtime == "onnxruntime" and "CUDAExecutionProvider" not in hardware.ort_providers:
         return no(

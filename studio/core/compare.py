@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import studio
 from studio.backends.base import Artifact, BuildContext, Predictor
-from studio.backends.registry import get_spec
+from studio.backends.registry import BackendSpec, get_spec
 from studio.core.cache import ArtifactCache, library_versions
 from studio.core.capability import assess
 from studio.core.dataset import TextSet, label_indices
@@ -225,6 +225,25 @@ class RecipeRunner:
             check_cancel=self.check_cancel,
             notes=notes,
         )
+        try:
+            return self._measure(recipe, spec, ctx, base, notes, is_reference)
+        except Cancelled:
+            raise
+        except Exception as error:  # the result keeps what ran (precision after fallback) and the notes
+            log.debug("recipe %s failed", recipe.name, exc_info=True)
+            return base.model_copy(
+                update={"status": "failed", "reason": describe_failure(error), "notes": notes}
+            ), None
+
+    def _measure(
+        self,
+        recipe: Recipe,
+        spec: BackendSpec,
+        ctx: BuildContext,
+        base: RecipeResult,
+        notes: list[str],
+        is_reference: bool,
+    ) -> tuple[RecipeResult, np.ndarray | None]:
         backend = spec.load()
         seconds: dict[str, float] = {}
         with PeakRss() as rss:

@@ -69,10 +69,9 @@ class Recipe(BaseModel):
                     f"{field}: backend '{self.backend}' does not do {field} '{value}'; "
                     f"allowed: {', '.join(allowed)}"
                 )
-        if spec.calibrated and self.calibration is None:
+        if self.mode == "static" and self.calibration is None:
             raise ValueError(
-                f"calibration: backend '{self.backend}' needs a [calibration] table "
-                "(method = minmax|entropy|percentile, samples = N)"
+                "calibration: static mode needs a [calibration] table (method = minmax|entropy|percentile, samples = N)"
             )
         if self.block_size & (self.block_size - 1):
             raise ValueError(

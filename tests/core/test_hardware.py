@@ -56,6 +56,7 @@ def _gpu_recipe(precision: str, mode: str = "none"):
             "precision": precision,
             "mode": mode,
             "device": "cuda",
+            **({"calibration": {"method": "minmax", "samples": 8}} if mode == "static" else {}),
         }
     )
 

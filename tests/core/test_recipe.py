@@ -66,7 +66,7 @@ def test_invalid_recipe_names_the_field_and_allowed_values(data: dict, expected:
 
 
 def test_static_recipe_without_calibration_is_refused() -> None:
-    with pytest.raises(StudioError, match="needs a \\[calibration\\] table"):
+    with pytest.raises(StudioError, match="static mode needs a \\[calibration\\] table"):
         parse_recipe({"name": "s", "backend": "ort-int8-static", "precision": "int8", "mode": "static"})
 
 
