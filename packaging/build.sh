@@ -62,11 +62,15 @@ end=$(date +%s)
 
 bundle_mb=$(du -sm "$bundle" | cut -f1)
 deb_mb=$(( $(stat -c %s "$deb") / 1048576 ))
+seconds_environment=null
+seconds_pyinstaller=null
+if [ -n "${bundle_done:-}" ]; then
+    seconds_environment=$((env_done - start))
+    seconds_pyinstaller=$((bundle_done - env_done))
+fi
 cat > "$build/build-info.json" <<JSON
 {"version": "$version", "bundle_mb": $bundle_mb, "deb_mb": $deb_mb, "installed_kb": $installed_kb,
- "seconds_total": $((end - start)),
- "seconds_environment": ${env_done:+$((env_done - start))}${env_done:-null},
- "seconds_pyinstaller": ${bundle_done:+$((bundle_done - env_done))}${bundle_done:-null},
- "seconds_deb": $((end - ${bundle_done:-$start}))}
+ "seconds_total": $((end - start)), "seconds_environment": $seconds_environment,
+ "seconds_pyinstaller": $seconds_pyinstaller, "seconds_deb": $((end - ${bundle_done:-$start}))}
 JSON
 echo "bundle $bundle (${bundle_mb} MB), package $deb (${deb_mb} MB), $((end - start)) s"

@@ -30,6 +30,7 @@ class Artifact:
     size_bytes: int
     from_cache: bool = False
     notes: list[str] = field(default_factory=list)
+    sidecar: Path | None = None  # a folder that belongs with the artifact, e.g. a runtime's engine cache
 
 
 @dataclass

@@ -94,8 +94,11 @@ def copy_model(source: Path, target: Path) -> None:
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
-def open_session(path: Path, device: str, threads: int) -> Any:
-    """An InferenceSession with the recipe's threads; a model ORT cannot run becomes a StudioError."""
+def open_session(path: Path, device: str, threads: int, providers: list[Any] | None = None) -> Any:
+    """An InferenceSession with the recipe's threads; a model ORT cannot run becomes a StudioError.
+
+    `providers` go before the device's defaults (CUDA, then CPU), e.g. the TensorRT EP with its options.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -104,7 +107,7 @@ def open_session(path: Path, device: str, threads: int) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=PROVIDERS[device])
+        session = ort.InferenceSession(str(path), options, providers=[*(providers or []), *PROVIDERS[device]])
     except Exception as error:
         text = str(error)
         first = text.strip().splitlines()[0] if text.strip() else type(error).__name__

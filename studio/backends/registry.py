@@ -35,6 +35,7 @@ class BackendSpec:
     precisions: tuple[Precision, ...]
     modes: tuple[Mode, ...]
     needs_torch_model: bool = False
+    ort_provider: str = "CUDAExecutionProvider"  # what an ONNX Runtime backend needs on a GPU
 
     def load(self) -> Backend:
         module_name, _, class_name = self.target.partition(":")
@@ -72,6 +73,26 @@ _BUILTIN = (
         ("cuda",),
         ("fp16", "int8", "fp8"),
         ("none", "static"),
+    ),
+    BackendSpec(
+        "ort-tensorrt",
+        "ONNX Runtime TensorRT EP",
+        "studio.backends.ort_tensorrt:OrtTensorRT",
+        "onnxruntime",
+        ("cuda",),
+        ("fp32", "fp16", "int8"),
+        ("none", "static"),
+        ort_provider="TensorrtExecutionProvider",
+    ),
+    BackendSpec(
+        "bitsandbytes",
+        "bitsandbytes LLM.int8 / NF4 (transformers)",
+        "studio.backends.bnb:BitsAndBytes",
+        "bitsandbytes",
+        ("cuda",),
+        ("int8", "int4"),
+        ("weight-only",),
+        needs_torch_model=True,
     ),
     BackendSpec(
         "torch-cuda",

@@ -77,10 +77,14 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
     if recipe.device == "cpu":
         return Availability(recipe.name, True, precision=recipe.precision)
     gpu = hardware.gpus[0]
-    if spec.runtime == "onnxruntime" and "CUDAExecutionProvider" not in hardware.ort_providers:
+    if spec.runtime == "onnxruntime" and spec.ort_provider not in hardware.ort_providers:
         return no(
-            "needs ONNX Runtime's CUDAExecutionProvider, which this onnxruntime lacks: "
-            "install onnxruntime-gpu instead of onnxruntime"
+            f"needs ONNX Runtime's {spec.ort_provider}, which this onnxruntime lacks: "
+            + (
+                "install onnxruntime-gpu instead of onnxruntime"
+                if spec.ort_provider == "CUDAExecutionProvider"
+                else "install onnxruntime-gpu and NVIDIA's TensorRT libraries"
+            )
         )
     if recipe.precision == "int8" and recipe.mode == "dynamic":
         return no("NVIDIA GPUs have no dynamic INT8: use static INT8 (calibrated QDQ) or TensorRT")
