@@ -28,7 +28,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from readme_section import write_section  # noqa: E402
 
 from studio.backends.torch_runtime import quiet_torch_imports  # noqa: E402
 from studio.core import demo  # noqa: E402
@@ -42,8 +45,6 @@ from studio.core.model import open_model  # noqa: E402
 from studio.core.paths import cache_dir  # noqa: E402
 from studio.core.recipe import builtin_recipes, parse_recipe  # noqa: E402
 from studio.core.results import RunResult  # noqa: E402
-
-MARK_BEGIN, MARK_END = "<!-- cpu-table:begin -->", "<!-- cpu-table:end -->"
 
 
 def studio_run(timing: TimingPlan) -> tuple[RunResult, Any]:
@@ -193,11 +194,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=1, default=str))
     table = markdown(run, timing, plain_quality, plain_sizes, report)
-    readme = ROOT / "benchmarks" / "README.md"
-    text = readme.read_text()
-    head, _, rest = text.partition(MARK_BEGIN)
-    _, _, tail = rest.partition(MARK_END)
-    readme.write_text(f"{head}{MARK_BEGIN}\n{table}\n{MARK_END}{tail}")
+    readme = write_section("cpu-table", table)
     print(table)
     print(f"written {args.out} and {readme}")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MARK_BEGIN, MARK_END = "<!-- gui-table:begin -->", "<!-- gui-table:end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> int:
@@ -35,6 +35,7 @@ def main() -> int:
     import numpy as np
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
+    from readme_section import write_section
 
     from studio.gui.app import create_window
 
@@ -100,11 +101,7 @@ def main() -> int:
         f"**{result['max_stall_ms']} ms**, p99 {result['p99_stall_ms']} ms, {result['stalls_over_50ms']} stalls over 50 ms "
         f"({result['probe_ticks']} probe ticks, {result['platform']})."
     )
-    readme = ROOT / "benchmarks" / "README.md"
-    text = readme.read_text()
-    head, _, rest = text.partition(MARK_BEGIN)
-    _, _, tail = rest.partition(MARK_END)
-    readme.write_text(f"{head}{MARK_BEGIN}\n{table}\n{MARK_END}{tail}")
+    write_section("gui-table", table)
     print(table)
     return 0 if result["stalls_over_50ms"] == 0 else 1
 

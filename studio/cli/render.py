@@ -56,6 +56,8 @@ def show_hardware(console: Console, hw: HardwareInfo) -> None:
     for name, version in hw.runtimes.items():
         console.print(f"  {name:<16} {version or '[dim]not installed[/dim]'}")
     console.print(f"  ORT execution providers: {', '.join(hw.ort_providers) or 'none'}")
+    for warning in hw.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 def show_matrix(console: Console, recipes: list[Recipe], matrix: list[Availability]) -> None:

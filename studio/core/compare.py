@@ -194,19 +194,8 @@ class RecipeRunner:
     ) -> tuple[RecipeResult, np.ndarray | None]:
         """Measure `recipe`; returns its result and its outputs (None when it did not run)."""
         availability = assess(recipe, hardware, self.model.info)
-        base = RecipeResult(
-            recipe=recipe.name,
-            backend=recipe.backend,
-            precision=availability.precision,
-            requested_precision=recipe.precision,
-            mode=recipe.mode,
-            device=recipe.device,
-            status="ok",
-            reference=is_reference,
-            batch_size=recipe.batch_size,
-            seq_len=recipe.seq_len,
-            threads=recipe.threads,
-            recipe_toml=recipe.to_toml(),
+        base = bare_result(recipe, "ok", "").model_copy(
+            update={"precision": availability.precision, "reference": is_reference}
         )
         if not availability.available:
             return base.model_copy(update={"status": "unavailable", "reason": availability.reason}), None
@@ -266,9 +255,25 @@ class RecipeRunner:
             self.emit(Event(kind="stage", recipe=recipe.name, stage="evaluate"))
             with _timed(seconds, "evaluate"):
                 outputs = self.evaluate(predictor, recipe)
+            self.emit(
+                Event(
+                    kind="measurement",
+                    recipe=recipe.name,
+                    stage="evaluate",
+                    data={"inputs": len(outputs), "seconds": seconds["evaluate"]},
+                )
+            )
             self.emit(Event(kind="stage", recipe=recipe.name, stage="time"))
             with _timed(seconds, "time"):
                 latency, throughput = self.time_predictor(predictor, recipe.name, shape_of(recipe))
+        self.emit(
+            Event(
+                kind="measurement",
+                recipe=recipe.name,
+                stage="time",
+                data={"latency_ms": latency, "throughput": throughput, "peak_rss_bytes": rss.peak},
+            )
+        )
         if not np.isfinite(outputs).all():
             notes.append("non-finite outputs")
         if is_reference:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-EventKind = Literal["stage", "progress", "sample", "result", "warning", "error", "finished"]
+EventKind = Literal["stage", "progress", "sample", "measurement", "result", "warning", "error", "finished"]
 
 
 class Event(BaseModel):

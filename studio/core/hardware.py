@@ -85,6 +85,7 @@ class HardwareInfo(BaseModel):
     python: str
     runtimes: dict[str, str | None]  # distribution -> version, None when absent
     ort_providers: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # set-up problems worth fixing
 
     def has_runtime(self, import_name: str) -> bool:
         return any(
@@ -191,12 +192,20 @@ def probe_gpus(nvml: Any = None) -> tuple[list[GpuInfo], str]:
 def probe(nvml: Any = None) -> HardwareInfo:
     """Read the machine now. Takes well under a second; does not import torch."""
     gpus, status = probe_gpus(nvml)
+    runtimes = _installed_runtimes()
+    warnings = []
+    if runtimes.get("onnxruntime") and runtimes.get("onnxruntime-gpu"):
+        warnings.append(
+            "both onnxruntime and onnxruntime-gpu are installed; they share one module and the CPU one may "
+            "hide CUDA: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+        )
     return HardwareInfo(
         gpus=gpus,
         gpu_status=status,
         cpu=_read_cpu(),
         os=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
-        runtimes=_installed_runtimes(),
+        runtimes=runtimes,
         ort_providers=_ort_providers(),
+        warnings=warnings,
     )

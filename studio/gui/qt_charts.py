@@ -16,21 +16,9 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from studio.core.events import Event
 from studio.core.results import RecipeResult, pareto_front
+from studio.core.svg import PALETTE
 
-COLOURS = [
-    "#3366cc",
-    "#dc3912",
-    "#ff9900",
-    "#109618",
-    "#990099",
-    "#0099c6",
-    "#dd4477",
-    "#66aa00",
-    "#b82e2e",
-    "#316395",
-    "#994499",
-    "#22aa99",
-]
+COLOURS = PALETTE
 
 
 class Series:

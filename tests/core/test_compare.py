@@ -73,7 +73,9 @@ def test_every_cpu_recipe_runs_and_is_measured(
     assert by_name["ort-fp32"].top1_agreement == 1.0 and by_name["ort-fp32"].cosine > 0.9999
     assert by_name["ort-int8-dynamic"].size_bytes < by_name["ort-fp32"].size_bytes
     kinds = {e.kind for e in events}
-    assert {"stage", "progress", "result", "finished"} <= kinds
+    assert {"stage", "progress", "measurement", "result", "finished"} <= kinds
+    timed = [e for e in events if e.kind == "measurement" and e.stage == "time"]
+    assert len(timed) == len(run.results) and all(e.data["latency_ms"]["p50"] > 0 for e in timed)
     assert any(e.stage == "calibrate" and e.total == 24 for e in events)
 
 

@@ -208,3 +208,22 @@ def test_cache_evicts_least_recently_used(tmp_path):
     assert cache.total_bytes() <= 2500 + 1000  # entry.json adds a little
     _, cached = cache.get_or_build("a", writer(1000))
     assert cached
+
+
+def test_cancel_one_recipe_and_the_queue_goes_on(tmp_path, tiny_classifier, tiny_eval, tiny_calibration):
+    engine = _engine(tmp_path)
+    data, calibration = _data(tiny_eval, tiny_calibration)
+
+    def listen(event: Event) -> None:
+        if event.recipe == "hang" and event.stage == "quantize":
+            engine.cancel_recipe("hang")
+
+    engine.cancel_recipe("skip-me")  # not started yet: skipped when its turn comes
+    recipes = [_recipe("hang", "test-hang"), parse_recipe({"name": "skip-me", "backend": "ort-fp32", "precision": "fp32"}),
+               resolve_recipe("ort-fp32")]
+    run = engine.run(str(tiny_classifier), recipes, data, calibration, FAST, listen)
+    statuses = {r.recipe: (r.status, r.reason) for r in run.results}
+    assert statuses["hang"] == ("cancelled", "cancelled during quantize")
+    assert statuses["skip-me"] == ("cancelled", "cancelled before it started")
+    assert statuses["ort-fp32"][0] == "ok"
+    assert engine.store.runs()[0].status == "finished"

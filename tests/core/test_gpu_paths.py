@@ -77,3 +77,13 @@ def test_every_card_gets_an_answer_for_every_builtin(tiny_classifier):
         for recipe in builtin_recipes():
             availability = assess(recipe, hw, model)
             assert availability.available or availability.reason, (name, recipe.name)
+
+
+def test_every_backend_module_imports_without_a_gpu():
+    import importlib
+
+    from studio.backends.registry import REGISTRY
+
+    for spec in REGISTRY.values():
+        module, _, name = spec.target.partition(":")
+        assert hasattr(importlib.import_module(module), name), spec.target

@@ -152,3 +152,12 @@ def test_missing_runtime_is_reported(fake_nvml) -> None:
     hw = hw.model_copy(update={"runtimes": {**hw.runtimes, "torchao": None}})
     result = assess(resolve_recipe("torch-int8-dynamic"), hw)
     assert not result.available and result.reason.startswith("needs torchao, which is not installed")
+
+
+def test_both_onnxruntime_packages_are_a_warning(fake_nvml, monkeypatch):
+    from studio.core import hardware
+
+    real = hardware._installed_runtimes
+    monkeypatch.setattr(hardware, "_installed_runtimes", lambda: {**real(), "onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"})
+    hw = probe(fake_nvml())
+    assert any("both onnxruntime and onnxruntime-gpu are installed" in w for w in hw.warnings)

@@ -151,3 +151,41 @@ def test_topk_marks_disagreements(qtbot, tiny_classifier, tiny_eval, tiny_calibr
     assert panel.detail.item(0, 1).background().color() == DISAGREE  # the chosen input's differing top-1
     panel.only_disagreements.setChecked(True)
     assert model.rowCount() == len(run.inputs)
+
+
+def test_drop_a_model_folder_and_a_recipe_file(make_window, tiny_classifier, tiny_encoder, tmp_path, qtbot):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window(str(tiny_classifier))
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                           Qt.KeyboardModifier.NoModifier)
+        window.dropEvent(event)
+
+    with qtbot.waitSignal(window.state.modelChanged, timeout=30_000):
+        drop(tiny_encoder / "config.json")
+    assert window.state.model.task == "feature-extraction"
+    recipe = tmp_path / "dropped.toml"
+    recipe.write_text('name = "dropped"\nbackend = "ort-fp32"\nprecision = "fp32"\n')
+    drop(recipe)
+    names = [window.recipes_panel.list.item(i).text() for i in range(window.recipes_panel.list.count())]
+    assert "dropped" in names
+
+
+def test_scatter_tooltip_names_the_recipe(qtbot):
+    from studio.core.results import Latency, RecipeResult
+    from studio.gui.qt_charts import ChartsPanel
+
+    charts = ChartsPanel()
+    qtbot.addWidget(charts)
+    result = RecipeResult(recipe="ort-int8-dynamic", backend="ort-int8-dynamic", precision="int8",
+                          requested_precision="int8", mode="dynamic", device="cpu", status="ok", batch_size=1,
+                          seq_len=128, threads=0, latency_ms=Latency(p50=7.5, p90=8, p99=9, mean=7.6), accuracy=0.92)
+    charts.show_results([result])
+    qtbot.waitUntil(lambda: charts.scatter_item is not None, timeout=2_000)
+    spot = charts.scatter_item.points()[0]
+    assert charts.scatter_item.opts["tip"](spot.pos().x(), spot.pos().y(), spot.data()) == "ort-int8-dynamic\n7.50 ms · 92.0%"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.xvfb import xvfb
+
 pytestmark = pytest.mark.installer
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,16 +48,6 @@ def test_nsis_script_compiles(tmp_path):
 
 def _run(*command, env=None, timeout=600, check=True):
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=check)
-
-
-def _xvfb():
-    display = next(d for d in range(81, 90) if not Path(f"/tmp/.X11-unix/X{d}").exists())
-    server = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{display}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return server, f":{display}"
 
 
 def test_deb_installs_starts_upgrades_and_removes_cleanly(tmp_path):
@@ -92,15 +84,11 @@ def test_deb_installs_starts_upgrades_and_removes_cleanly(tmp_path):
         assert probe["hardware"]["gpu_status"].startswith(("ok", "not available"))
         assert any(r["recipe"] == "ort-int8-dynamic" and r["available"] for r in probe["recipes"])
 
-        server, display = _xvfb()
-        try:
-            shot = tmp_path / "installed-window.png"
+        shot = tmp_path / "installed-window.png"
+        with xvfb(81) as display:
             started = time.monotonic()
             out = _run("qstudio", "gui", "--screenshot", str(shot), env={**env, "DISPLAY": display}, timeout=120).stdout
             wall = time.monotonic() - started
-        finally:
-            server.terminate()
-            server.wait()
         assert "window ready with MiniLM-L6 intent classifier (demo)" in out, out
         seconds = float(re.search(r"demo\) ([\d.]+) s after start", out).group(1))
         print(f"installed app: window with the demo model ready {seconds:.2f} s after start (wall {wall:.2f} s)")
