@@ -119,6 +119,8 @@ class ResourceSampler:
                 rss = self._rss()
             except Exception:  # the worker is gone
                 return
+            if rss == 0:  # exited, not yet reaped (a zombie has no memory): not a reading
+                continue
             reading = self.gpu.read(self.process.pid)
             self.peaks.rss = max(self.peaks.rss, rss)
             self.peaks.samples += 1
