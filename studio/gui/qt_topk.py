@@ -122,7 +122,7 @@ class TopKPanel(QWidget):
         self.detail_title = QLabel("Choose an input")
         self.detail_title.setWordWrap(True)
         self.typed = QLineEdit()
-        self.typed.setPlaceholderText("Type a text and press Enter to see every backend's top-k…")
+        self.typed.setPlaceholderText("Your own text: every backend's top-k")
         self.predict_button = QPushButton("Predict")
         typed_row = QHBoxLayout()
         typed_row.addWidget(self.typed, 1)
@@ -139,7 +139,7 @@ class TopKPanel(QWidget):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([760, 420])
+        splitter.setSizes([640, 560])
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
@@ -221,7 +221,7 @@ class TopKPanel(QWidget):
                 if rank == 0 and ref_top is not None and label != ref_top:
                     cell.setBackground(DISAGREE)
                 self.detail.setItem(rank, column, cell)
-        self.detail.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.detail.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
     def _predict(self) -> None:
         text = self.typed.text().strip()
