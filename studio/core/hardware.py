@@ -56,10 +56,6 @@ class GpuInfo(BaseModel):
     driver: str
 
     @property
-    def cc(self) -> float:
-        return self.compute_capability[0] + self.compute_capability[1] / 10
-
-    @property
     def cc_text(self) -> str:
         return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
 

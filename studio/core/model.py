@@ -81,10 +81,9 @@ def _count_safetensors(files: list[Path]) -> int:
 class Model:
     """An opened model: its card, tokenizer, and (lazily) a torch module and an FP32 ONNX file."""
 
-    def __init__(self, info: ModelInfo, folder: Path, config: Any = None) -> None:
+    def __init__(self, info: ModelInfo, folder: Path) -> None:
         self.info = info
         self.folder = folder
-        self._config = config
 
     # -- what backends need ---------------------------------------------------------------------------
     @property
@@ -271,7 +270,7 @@ def _open_hf(folder: Path) -> Model:
         input_names=input_names,
         output_name="logits" if task == "text-classification" else "last_hidden_state",
     )
-    return Model(info, folder, config)
+    return Model(info, folder)
 
 
 def _open_onnx(path: Path) -> Model:

@@ -13,7 +13,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from studio.backends.registry import REGISTRY, get_spec
+from studio.backends.registry import REGISTRY
 from studio.core.errors import StudioError
 from studio.core.paths import resources_dir
 from studio.core.types import CalibrationMethod, Device, Mode, Precision
@@ -151,7 +151,3 @@ def resolve_recipe(name_or_path: str) -> Recipe:
         f"no recipe named '{name_or_path}'",
         f"use a .toml file or one of: {', '.join(builtins)} (see `qstudio recipes`)",
     )
-
-
-def backend_title(recipe: Recipe) -> str:
-    return get_spec(recipe.backend).title

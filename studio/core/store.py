@@ -129,11 +129,6 @@ class RunStore:
         with self._connect() as db:
             db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
 
-    def delete_run(self, run_id: int) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-
     # -- reading ---------------------------------------------------------------------------------------
     def _status(self, status: str, pid: int | None, host: str | None) -> str:
         if status == "running" and host == socket.gethostname() and not _pid_alive(pid):

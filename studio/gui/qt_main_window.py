@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 import studio
 from studio.core.events import Event
-from studio.core.results import RecipeResult, RunResult
+from studio.core.results import RunResult
 from studio.core.store import RunStore
 from studio.gui.qt_charts import ChartsPanel
 from studio.gui.qt_errors import ErrorPanel
@@ -264,6 +264,3 @@ class MainWindow(QMainWindow):
         if self.controller.running:
             self.controller.cancel_all()
         super().closeEvent(event)
-
-    def results(self) -> list[RecipeResult]:
-        return self.state.run.results if self.state.run else []

@@ -18,12 +18,11 @@ from studio.core.capability import Availability, assess
 from studio.core.compare import RunSettings
 from studio.core.dataset import TextSet, load_texts, split_for_calibration
 from studio.core.errors import StudioError
-from studio.core.events import Event
 from studio.core.hardware import HardwareInfo
 from studio.core.model import ModelInfo
 from studio.core.paths import data_dir
 from studio.core.recipe import Recipe, builtin_recipes
-from studio.core.results import RecipeResult, RunResult
+from studio.core.results import RunResult
 from studio.gui.background import in_background
 
 log = logging.getLogger(__name__)
@@ -219,12 +218,8 @@ class RunController(QObject):
         )
 
 
-def recipe_results(run: RunResult) -> dict[str, RecipeResult]:
-    return {r.recipe: r for r in run.results}
-
-
 def path_name(ref: str) -> str:
     return "demo model" if ref == "demo" else Path(ref).name
 
 
-__all__ = ["Event", "RunController", "StudioState", "path_name", "recipe_results", "settings"]
+__all__ = ["RunController", "StudioState", "path_name", "settings"]
