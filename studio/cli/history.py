@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from studio.cli.render import human_bytes, show_results, show_topk, wide_console
+from studio.cli.render import show_results, show_topk, wide_console
+from studio.core.units import human_bytes
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -11,22 +11,13 @@ from studio.core.hardware import HardwareInfo
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe
 from studio.core.results import RecipeResult, RunResult
+from studio.core.units import human_bytes
 
 
 def wide_console() -> Console:
     """A console for tables: the terminal's width, or 160 columns when writing to a file or pipe."""
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=160)
-
-
-def human_bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def _pct(value: float | None) -> str:

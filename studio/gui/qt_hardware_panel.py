@@ -5,14 +5,14 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.core.hardware import HardwareInfo
-from studio.gui.qt_model_panel import human_size
+from studio.core.units import human_bytes
 
 
 def hardware_html(hw: HardwareInfo) -> str:
     if hw.gpus:
         gpus = "".join(
-            f"<li><b>{g.name}</b><br>compute capability {g.cc_text} · VRAM {human_size(g.memory_used_bytes)} used of "
-            f"{human_size(g.memory_total_bytes)} · driver {g.driver}</li>"
+            f"<li><b>{g.name}</b><br>compute capability {g.cc_text} · VRAM {human_bytes(g.memory_used_bytes)} used of "
+            f"{human_bytes(g.memory_total_bytes)} · driver {g.driver}</li>"
             for g in hw.gpus
         )
     else:

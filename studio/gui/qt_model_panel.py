@@ -16,15 +16,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.model import ModelInfo
+from studio.core.units import human_bytes
 from studio.gui.qt_state import StudioState, path_name
-
-
-def human_size(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 class ModelPanel(QWidget):
@@ -103,7 +96,7 @@ class ModelPanel(QWidget):
             "task": info.task,
             "parameters": f"{info.parameters / 1e6:.1f} M",
             "labels": f"{len(info.labels)}" + (f": {labels}" if info.labels else " (encoder: embeddings)"),
-            "size": human_size(info.size_bytes),
+            "size": human_bytes(info.size_bytes),
             "path": info.path,
         }
         for name, value in values.items():
