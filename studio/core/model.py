@@ -53,13 +53,38 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+DIGESTS_FILE = "file-digests.json"
+
+
+def _file_digest(path: Path, known: dict[str, str]) -> str:
+    """sha256 of a file, remembered by path, size, mtime and inode: every worker of a run opens the model
+    again, and re-reading gigabytes of weights per recipe would cost more than the recipe."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+    if key not in known:
+        with path.open("rb") as handle:
+            known[key] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return known[key]
+
+
 def hash_files(paths: Iterable[Path]) -> str:
     """A content hash of files (names and bytes), the model part of every cache key."""
+    from studio.core.paths import cache_dir
+
+    store = cache_dir() / DIGESTS_FILE
+    try:
+        known: dict[str, str] = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    before = len(known)
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        digest.update(bytes.fromhex(_file_digest(path, known)))
+    if len(known) != before:  # written atomically; a concurrent writer at worst costs a re-hash later
+        tmp = store.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, store)
     return digest.hexdigest()
 
 

@@ -108,3 +108,19 @@ def test_onnx_without_text_inputs(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph), path)
     with pytest.raises(StudioError, match="has no 'input_ids' input"):
         open_model(path)
+
+
+def test_file_digests_are_remembered_and_follow_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from studio.core.model import hash_files
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"a" * 1000)
+    first = hash_files([weights])
+    reads = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda *a, **k: reads.append(1) or real(*a, **k))
+    assert hash_files([weights]) == first and reads == [], "an unchanged file is not read again"
+    weights.write_bytes(b"b" * 1000)  # same size, new content
+    assert hash_files([weights]) != first and reads == [1]
