@@ -88,6 +88,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from studio.cli.export import add_commands as add_export_commands
     from studio.cli.history import cmd_cache, cmd_history, cmd_report, cmd_show
     from studio.cli.run import cmd_rerun, cmd_run
 
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the studio window (also what `qstudio` alone does)")
     gui.add_argument("model", nargs="?", help="a model to open instead of the last one (or the demo)")
     gui.add_argument("--screenshot", metavar="PNG", help="save the window once the model is open, then quit")
+
+    add_export_commands(commands)
 
     cache = commands.add_parser("cache", help="list or clear the quantized-artifact cache")
     cache.add_argument("action", choices=("list", "clear"), nargs="?", default="list")

@@ -24,33 +24,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 def load_data(request: dict[str, Any], console: Console) -> tuple[TextSet, TextSet]:
-    """Evaluation and calibration texts as the request names them (the demo's own by default)."""
-    from studio.core import demo
-    from studio.core.dataset import load_texts, split_for_calibration
+    """Evaluation and calibration texts as the request names them, saying what was assumed."""
+    from studio.core.dataset import request_data
 
-    label_column = request.get("label_column") or None
-    if request.get("eval"):
-        data = load_texts(request["eval"], request.get("text_column", "text"), label_column)
-    else:
-        if request["model"] != "demo":
-            console.print(
-                "[yellow]no --eval file: measuring fidelity to FP32 on the demo's texts, "
-                "without task accuracy[/yellow]"
-            )
-            label_column = None
-        data = load_texts(demo.eval_file(), "text", label_column)
-    if request.get("limit"):
-        data = data.subset(list(range(min(request["limit"], len(data)))), data.source)
-    if request.get("calibration"):
-        calibration = load_texts(request["calibration"], request.get("text_column", "text"), None)
-    elif not request.get("eval"):
-        calibration = load_texts(demo.calibration_file(), "text", None)
-    else:
-        data, calibration = split_for_calibration(data)
-        console.print(
-            f"[dim]no --calibration file: {len(calibration)} texts of the evaluation file are held out for it[/dim]"
-        )
-    return data, calibration
+    return request_data(request, lambda text: console.print(f"[yellow]{text}[/yellow]"))
 
 
 def sample_inputs(run: RunResult, count: int) -> list[int]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,3 +123,33 @@ def split_for_calibration(
         data.subset(evaluation, data.source),
         data.subset(calibration, f"{data.source} (held out for calibration)"),
     )
+
+
+def request_data(
+    request: dict[str, Any], say: Callable[[str], None] = lambda _: None
+) -> tuple[TextSet, TextSet]:
+    """Evaluation and calibration texts as a run's request names them (the demo's own by default).
+
+    The CLI, re-runs and exports of recorded runs all read a request this way, so a static recipe is
+    calibrated on the same texts every time.
+    """
+    from studio.core import demo
+
+    label_column = request.get("label_column") or None
+    if request.get("eval"):
+        data = load_texts(request["eval"], request.get("text_column", "text"), label_column)
+    else:
+        if request["model"] != "demo":
+            say("no evaluation file: measuring fidelity to FP32 on the demo's texts, without task accuracy")
+            label_column = None
+        data = load_texts(demo.eval_file(), "text", label_column)
+    if request.get("limit"):
+        data = data.subset(list(range(min(request["limit"], len(data)))), data.source)
+    if request.get("calibration"):
+        calibration = load_texts(request["calibration"], request.get("text_column", "text"), None)
+    elif not request.get("eval"):
+        calibration = load_texts(demo.calibration_file(), "text", None)
+    else:
+        data, calibration = split_for_calibration(data)
+        say(f"no calibration file: {len(calibration)} texts of the evaluation file are held out for it")
+    return data, calibration

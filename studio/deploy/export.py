@@ -1,0 +1,337 @@
+"""Exporting a measured recipe as a deployment folder, written whole or not at all.
+
+The folder is built in a hidden temporary folder beside the target, verified there (a fresh process
+loads it with `predict.py` and must reproduce the run's top-k), and only then renamed into place; a
+failed or cancelled export leaves nothing behind. The artifact comes from the cache when it is still
+there, else it is rebuilt from the recipe the run recorded, on the same model (its content hash must
+match the run's) and, for static recipes, the same calibration texts.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import logging
+import os
+import shutil
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import studio
+from studio.backends.base import BuildContext
+from studio.backends.registry import get_spec
+from studio.core.cache import ArtifactCache
+from studio.core.errors import StudioError
+from studio.core.inputs import encode
+from studio.core.model import Model, ModelInfo, open_model
+from studio.core.recipe import Recipe, parse_recipe
+from studio.core.results import RecipeResult, RunResult
+from studio.core.store import RunStore
+from studio.core.types import Precision
+from studio.deploy.artifacts import Packed, pack
+from studio.deploy.evidence import (
+    CONTRACT_FILE,
+    EVIDENCE_FILE,
+    SAMPLE_FILE,
+    Contract,
+    Evidence,
+    Measurements,
+    QuantizationParams,
+    Readiness,
+    Thresholds,
+)
+from studio.deploy.readme import render_readme
+from studio.deploy.verify import SNIPPET, manifest, verify_folder
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+SAMPLE_SIZE = 64
+TEMP_MARK = ".export-"
+
+
+def find_result(run: RunResult, recipe: str) -> RecipeResult:
+    for result in run.results:
+        if result.recipe == recipe:
+            return result
+    names = ", ".join(r.recipe for r in run.results)
+    raise StudioError(f"run {run.run_id} has no recipe '{recipe}'", f"pick one of: {names}")
+
+
+def model_ref(info: ModelInfo) -> str:
+    return "demo" if info.source == "demo" else info.path
+
+
+def open_run_model(run: RunResult) -> Model:
+    """The model the run measured, refused if its files changed since: the evidence would not apply."""
+    model = open_model(model_ref(run.model))
+    if model.info.content_hash != run.model.content_hash:
+        raise StudioError(
+            f"the model at {run.model.path} changed since run {run.run_id} (its content hash differs)",
+            "run the recipe again on the current model, then export that run",
+        )
+    return model
+
+
+def check_target(target: Path, force: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise StudioError(f"{target} is a file", "pick a folder to export into")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise StudioError(
+            f"{target} is not empty",
+            "pick an empty or new folder, or pass --force to replace what is there",
+        )
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Temporary folders of exports killed before they could clean up (their process is gone)."""
+    import psutil
+
+    for leftover in target.parent.glob(f".{target.name}{TEMP_MARK}*"):
+        pid = leftover.name.rsplit(TEMP_MARK, 1)[-1].split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _move_into_place(built: Path, target: Path) -> None:
+    if target.is_dir() and any(target.iterdir()):
+        old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        target.rename(old)
+        built.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if target.is_dir():
+            target.rmdir()
+        built.rename(target)
+
+
+def measurements(run: RunResult, result: RecipeResult) -> Measurements:
+    reference = run.reference
+    drop = None
+    if reference is not None and reference.accuracy is not None and result.accuracy is not None:
+        drop = round((reference.accuracy - result.accuracy) * 100, 3)
+    return Measurements(
+        status=result.status,
+        reason=result.reason,
+        latency_ms=result.latency_ms.model_dump() if result.latency_ms else None,
+        batch_size=result.batch_size,
+        seq_len=result.seq_len,
+        threads=result.threads,
+        size_bytes=result.size_bytes,
+        reference_size_bytes=reference.size_bytes if reference else None,
+        accuracy=result.accuracy,
+        reference_accuracy=reference.accuracy if reference else None,
+        accuracy_drop_points=drop,
+        top1_agreement=result.top1_agreement,
+        kl_vs_fp32=result.kl,
+        cosine_vs_fp32=result.cosine,
+        max_abs_diff=result.max_abs_diff,
+        speedup_vs_fp32=result.speedup_vs_reference,
+        flags=[flag.model_dump() for flag in result.flags],
+        evaluation=run.evaluation.model_dump(),
+    )
+
+
+def quantization(
+    recipe: Recipe, result: RecipeResult, run: RunResult, notes: list[str]
+) -> QuantizationParams:
+    calibrated = recipe.calibration is not None and (recipe.mode == "static" or result.precision == "int8")
+    samples = (
+        min(recipe.calibration.samples, run.evaluation.calibration_count) if recipe.calibration else None
+    )
+    fused = recipe.optimize_graph and not any("unfused" in note for note in [*result.notes, *notes])
+    return QuantizationParams(
+        backend=recipe.backend,
+        precision=result.precision,
+        requested_precision=result.requested_precision,
+        mode=recipe.mode,
+        calibration_method=recipe.calibration.method if calibrated and recipe.calibration else None,
+        calibration_samples=samples if calibrated else None,
+        per_channel=recipe.per_channel,
+        fused_graph=fused and get_spec(recipe.backend).runtime == "onnxruntime",
+        block_size=recipe.block_size if recipe.mode == "weight-only" else None,
+        excluded_ops=list(recipe.exclude_ops),
+        excluded_nodes=list(recipe.exclude_nodes),
+    )
+
+
+def _calibration_texts(run: RunResult, recipe: Recipe, store: RunStore) -> list[str]:
+    """The run's calibration texts, re-read from its request (only static builds need them)."""
+    if recipe.calibration is None or run.run_id is None:
+        return []
+    from studio.core.dataset import request_data
+
+    _, calibration = request_data(store.request(run.run_id))
+    return calibration.texts
+
+
+def write_tokenizer(model: Model, folder: Path) -> tuple[int, str]:
+    """The tokenizer's files (tokenizer.json included); its padding id and token."""
+    tokenizer = model.tokenizer
+    tokenizer.save_pretrained(folder)
+    if not (folder / "tokenizer.json").is_file():
+        raise StudioError(
+            f"the tokenizer of {model.info.name} has no fast (tokenizer.json) form",
+            "convert it with transformers (AutoTokenizer.from_pretrained(..., use_fast=True)) and save it",
+        )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return int(pad_id), str(tokenizer.pad_token or "[PAD]")
+
+
+def sample_file(
+    run: RunResult, result: RecipeResult, model: Model, packed: Packed | None, size: int
+) -> dict[str, Any]:
+    """The evaluation sample and what the studio measured on it (embeddings: computed now)."""
+    texts = [item.text for item in run.inputs[:size]]
+    sample: dict[str, Any] = {"texts": texts, "k": 5}
+    if model.info.task == "text-classification":
+        if len(result.topk) >= len(texts):
+            sample["expected_topk"] = [[[label, p] for label, p in row] for row in result.topk[: len(texts)]]
+            sample["k"] = len(result.topk[0]) if result.topk else 5
+    elif packed is not None and packed.studio_predictor is not None:
+        predictor = packed.studio_predictor()
+        rows = []
+        for text in texts:
+            feeds = encode(model.tokenizer, [text], model.info.input_names, result.seq_len)
+            rows.append(model.postprocess(predictor(feeds), feeds["attention_mask"])[0].tolist())
+        sample["expected_embeddings"] = rows
+    return sample
+
+
+def export_recipe(
+    run_id: int,
+    recipe_name: str,
+    target: Path,
+    *,
+    store: RunStore,
+    cache: ArtifactCache,
+    force: bool = False,
+    thresholds: Thresholds | None = None,
+    sample_size: int = SAMPLE_SIZE,
+    python: str | None = None,
+    say: Say = lambda _: None,
+) -> Evidence:
+    """Write `recipe_name` of run `run_id` to `target` with its evidence; returns the evidence."""
+    thresholds = thresholds or Thresholds()
+    target = target.expanduser().resolve()
+    run = store.load(run_id)
+    result = find_result(run, recipe_name)
+    if result.status == "unavailable":
+        raise StudioError(
+            f"{recipe_name} did not run in run {run_id} ({result.reason}), so there is nothing to export",
+            "run it on a machine that can, then export that run",
+        )
+    recipe = parse_recipe(tomllib.loads(result.recipe_toml), f"run {run_id}")
+    check_target(target, force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(target)
+    say("opening the model")
+    model = open_run_model(run)
+    spec = get_spec(recipe.backend)
+    building = target.parent / f".{target.name}{TEMP_MARK}{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    try:
+        notes: list[str] = []
+        packed: Packed | None = None
+        pack_error = ""
+        ctx = BuildContext(
+            model,
+            recipe,
+            cache,
+            cast(Precision, result.precision),  # what ran, after any fallback
+            calibration_texts=_calibration_texts(run, recipe, store),
+            report=lambda stage, done, total: say(stage),
+            notes=notes,
+        )
+        say(f"writing the {spec.title} artifact")
+        try:
+            packed = pack(ctx, spec, building, [item.text for item in run.inputs[:8]])
+        except Exception as error:
+            if result.ok:  # a recipe that ran must export: this is a problem to report, not to package
+                raise
+            pack_error = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log.info("no artifact for failed recipe %s: %s", recipe_name, pack_error)
+        say("writing the tokenizer, labels and recipe")
+        pad_id, pad_token = write_tokenizer(model, building / "tokenizer")
+        labels = model.info.labels
+        if labels:
+            (building / "labels.json").write_text(
+                json.dumps(labels, indent=1, ensure_ascii=False), encoding="utf-8"
+            )
+        (building / "recipe.toml").write_text(result.recipe_toml, encoding="utf-8")
+        snippet = importlib.resources.files("studio.deploy").joinpath("standalone_predict.py")
+        (building / SNIPPET).write_text(snippet.read_text(encoding="utf-8"), encoding="utf-8")
+        contract = Contract(
+            runtime=packed.runtime if packed else "onnxruntime",
+            runtime_packages=packed.runtime_packages if packed else [],
+            measured_with={
+                p: run.libraries.get(p.removesuffix("-gpu"))
+                for p in (packed.runtime_packages if packed else [])
+            },
+            artifact=packed.artifact if packed else f"(not produced: {pack_error})",
+            onnx_source=packed.onnx_source if packed else None,
+            device=packed.device if packed else recipe.device,
+            providers=packed.providers if packed else [],
+            task=model.info.task,
+            inputs=packed.inputs if packed else [],
+            outputs=packed.outputs if packed else [],
+            output=model.info.output_name,
+            dynamic_axes=packed.dynamic_axes if packed else {},
+            opset=packed.opset if packed else None,
+            format=packed.format if packed else "none",
+            max_length=recipe.seq_len,
+            pad_id=pad_id,
+            pad_token=pad_token,
+            labels="labels.json" if labels else None,
+            threads=recipe.threads,
+        )
+        (building / CONTRACT_FILE).write_text(contract.model_dump_json(indent=2), encoding="utf-8")
+        say("recording the evaluation sample")
+        sample = sample_file(run, result, model, packed, sample_size)
+        (building / SAMPLE_FILE).parent.mkdir()
+        (building / SAMPLE_FILE).write_text(json.dumps(sample, ensure_ascii=False), encoding="utf-8")
+        evidence = Evidence(
+            exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            studio_version=studio.__version__,
+            run_id=run_id,
+            recipe=recipe_name,
+            model={
+                "name": run.model.name,
+                "source": run.model.source,
+                "path": run.model.path,
+                "content_hash": run.model.content_hash,
+                "architecture": run.model.architecture,
+                "task": run.model.task,
+                "parameters": run.model.parameters,
+                "labels": len(run.model.labels),
+            },
+            contract=contract,
+            quantization=quantization(recipe, result, run, notes),
+            hardware=run.hardware.model_dump(mode="json"),
+            libraries=run.libraries,
+            measurements=measurements(run, result),
+            thresholds=thresholds,
+            files={},
+            checks=[],
+            ready_for_local_trial=Readiness(ready=False),
+            ready_for_release=Readiness(ready=False),
+        )
+        (building / "README.md").write_text(render_readme(evidence, result.recipe_toml), encoding="utf-8")
+        evidence.files = manifest(building)
+        (building / EVIDENCE_FILE).write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
+        say("verifying: loading the export in a fresh process")
+        evidence = verify_folder(building, python)
+        if pack_error:
+            for check in evidence.checks:
+                if check.name == "artifact-present":
+                    check.passed, check.detail = False, f"no artifact: {pack_error}"
+            evidence.decide()
+        (building / EVIDENCE_FILE).write_text(evidence.model_dump_json(indent=2), encoding="utf-8")
+        _move_into_place(building, target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return evidence

@@ -1,0 +1,319 @@
+"""Checking an export folder: files intact, the model loads and reproduces the studio's outputs.
+
+The reproduction runs `predict.py` (the folder's own inference code) in a fresh, isolated Python
+process, so what passes is what a deployer will run, without the studio in the way. The measurement
+checks are re-judged from the evidence against its thresholds; `qstudio verify` and the export both
+come through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from studio.core.errors import StudioError
+from studio.deploy.evidence import (
+    CONTRACT_FILE,
+    EVIDENCE_FILE,
+    SAMPLE_FILE,
+    Check,
+    Contract,
+    Evidence,
+    Measurements,
+    Thresholds,
+    Verification,
+)
+
+SNIPPET = "predict.py"
+# Packages whose presence in the snippet's process would mean it leans on more than its runtime.
+NEVER_IMPORTED = ("studio", "transformers", "optimum")
+SNIPPET_TIMEOUT_S = 900
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def manifest(folder: Path) -> dict[str, str]:
+    """sha256 of every file in the folder except the evidence itself (and Python's byte-code caches)."""
+    return {
+        path.relative_to(folder).as_posix(): file_digest(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != EVIDENCE_FILE and "__pycache__" not in path.parts
+    }
+
+
+def read_evidence(folder: Path) -> Evidence:
+    path = folder / EVIDENCE_FILE
+    if not folder.is_dir():
+        raise StudioError(f"{folder} is not a folder", "pass the folder `qstudio export` wrote")
+    if not path.is_file():
+        raise StudioError(
+            f"{folder} has no {EVIDENCE_FILE}, so it is not a studio export (or it is incomplete)",
+            "pass the folder `qstudio export` wrote, or export the recipe again",
+        )
+    try:
+        return Evidence.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as error:
+        raise StudioError(
+            f"{path} is damaged ({str(error).splitlines()[0][:160]})", "export the recipe again"
+        ) from None
+
+
+def integrity_check(folder: Path, recorded: dict[str, str]) -> Check:
+    missing = [name for name in recorded if not (folder / name).is_file()]
+    changed = [
+        name
+        for name, digest in recorded.items()
+        if name not in missing and file_digest(folder / name) != digest
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing: {', '.join(missing)}")
+    if changed:
+        problems.append(f"changed since export (sha256 differs): {', '.join(changed)}")
+    if problems:
+        return Check(
+            name="artifact-present",
+            passed=False,
+            detail="; ".join(problems) + ": the folder is not what was exported; export the recipe again",
+        )
+    return Check(name="artifact-present", passed=True, detail=f"{len(recorded)} files, sha256 as exported")
+
+
+def snippet_command(python: str | None, folder: Path, sample: Path, report: Path) -> list[str]:
+    script = [str(folder / SNIPPET), "--check", str(sample), "--report", str(report)]
+    if python:
+        return [python, "-I", *script]
+    if getattr(sys, "frozen", False):  # the installed bundle runs scripts through its own binary
+        from studio.__main__ import SCRIPT_FLAG
+
+        return [sys.executable, SCRIPT_FLAG, *script]
+    return [sys.executable, "-I", *script]
+
+
+def run_snippet(folder: Path, python: str | None = None) -> dict[str, Any]:
+    """The snippet's report on the sample, or {"error": one line} when it could not run."""
+    with tempfile.TemporaryDirectory(prefix="qstudio-verify-") as scratch:
+        report = Path(scratch) / "report.json"
+        command = snippet_command(python, folder, folder / SAMPLE_FILE, report)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=SNIPPET_TIMEOUT_S, cwd=scratch, check=False
+            )
+        except FileNotFoundError:
+            return {"error": f"no Python interpreter at {command[0]}"}
+        except subprocess.TimeoutExpired:
+            return {"error": f"predict.py did not finish within {SNIPPET_TIMEOUT_S} s"}
+        if done.returncode != 0 or not report.is_file():
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            last = lines[-1] if lines else f"exit status {done.returncode}"
+            return {"error": f"predict.py failed: {last[:300]}"}
+        result: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+        return result
+
+
+def _probability(row: list[list[Any]], label: str) -> float | None:
+    return next((float(p) for name, p in row if name == label), None)
+
+
+def compare_topk(
+    expected: list[list[list[Any]]], got: list[list[list[Any]]], tolerance: float, verification: Verification
+) -> Check:
+    """Top-1 must match (unless the studio itself saw a near tie) and probabilities stay within tolerance."""
+    mismatches = []
+    worst = 0.0
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        margin = float(want[0][1]) - float(want[1][1]) if len(want) > 1 else 1.0
+        if want[0][0] == have[0][0]:
+            verification.top1_matches += 1
+        elif margin < tolerance:
+            verification.near_ties += 1
+        else:
+            mismatches.append(f"input {i}: {have[0][0]!r} instead of {want[0][0]!r}")
+        for label, p in want:
+            other = _probability(have, label)
+            if other is not None:
+                worst = max(worst, abs(float(p) - other))
+            elif float(p) > tolerance:  # the label fell out of the top-k: at least that far off
+                worst = max(worst, float(p) - float(have[-1][1]))
+    verification.max_probability_diff = round(worst, 6)
+    count = len(expected)
+    if mismatches:
+        return Check(
+            name="outputs-reproduced",
+            passed=False,
+            detail=f"top-1 differs from the studio's on {len(mismatches)}/{count} inputs ({'; '.join(mismatches[:3])})",
+        )
+    if worst > tolerance:
+        return Check(
+            name="outputs-reproduced",
+            passed=False,
+            detail=f"probabilities differ from the studio's by up to {worst:.4f} (tolerance {tolerance})",
+        )
+    ties = f", {verification.near_ties} near ties" if verification.near_ties else ""
+    return Check(
+        name="outputs-reproduced",
+        passed=True,
+        detail=f"top-1 as measured on {verification.top1_matches}/{count} inputs{ties}; "
+        f"probabilities within {worst:.4f} (tolerance {tolerance})",
+    )
+
+
+def compare_embeddings(
+    expected: list[list[float]], got: list[list[float]], min_cosine: float, verification: Verification
+) -> Check:
+    a, b = np.asarray(expected, dtype=np.float64), np.asarray(got, dtype=np.float64)
+    cosine = (a * b).sum(-1) / np.clip(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12, None)
+    worst = float(cosine.min()) if len(cosine) else 1.0
+    verification.min_cosine = round(worst, 6)
+    passed = worst >= min_cosine
+    return Check(
+        name="outputs-reproduced",
+        passed=passed,
+        detail=f"embedding cosine to the studio's at least {worst:.5f} (needs {min_cosine})",
+    )
+
+
+def isolation_check(contract: Contract, imported: list[str]) -> Check:
+    """The snippet's process must not lean on the studio or the libraries that built the model."""
+    forbidden = [*NEVER_IMPORTED, *(("torch",) if contract.runtime == "onnxruntime" else ())]
+    leaked = [name for name in imported if name in forbidden]
+    if leaked:
+        return Check(
+            name="runtime-isolated",
+            passed=False,
+            detail=f"predict.py imported {', '.join(leaked)}: it must need only its runtime and the tokenizer",
+        )
+    direct = {"numpy", "tokenizers", *(p.removesuffix("-gpu") for p in contract.runtime_packages)}
+    named = [name for name in imported if name in direct]
+    pulled = len(imported) - len(named)
+    more = f" (and {pulled} packages they pull in)" if pulled else ""
+    return Check(
+        name="runtime-isolated",
+        passed=True,
+        detail=f"the fresh process imported {', '.join(named)}{more}; not {', '.join(forbidden)}",
+    )
+
+
+def reproduction_checks(
+    folder: Path, evidence: Evidence, python: str | None
+) -> tuple[list[Check], Verification]:
+    """Run the snippet in a fresh process and judge what it gave."""
+    needed = [SNIPPET, CONTRACT_FILE, SAMPLE_FILE, evidence.contract.artifact]
+    absent = [name for name in needed if not (folder / name).is_file()]
+    verification = Verification(python=python or sys.executable)
+    if absent:
+        verification.error = f"cannot run: {', '.join(absent)} missing"
+        failed = [
+            Check(name=name, passed=False, detail=verification.error)
+            for name in ("artifact-loadable", "outputs-reproduced", "runtime-isolated")
+        ]
+        return failed, verification
+    sample = json.loads((folder / SAMPLE_FILE).read_text(encoding="utf-8"))
+    report = run_snippet(folder, python)
+    if "error" in report:
+        verification.error = report["error"]
+        detail = f"{report['error']}; check that {', '.join(evidence.contract.runtime_packages)} is installed"
+        return [
+            Check(name="artifact-loadable", passed=False, detail=detail),
+            Check(name="outputs-reproduced", passed=False, detail="not run: the model did not load"),
+            Check(name="runtime-isolated", passed=False, detail="not run: the model did not load"),
+        ], verification
+    verification.python = report.get("python", verification.python)
+    verification.runtime_version = report.get("runtime", "")
+    verification.imported = list(report.get("imported", []))
+    verification.load_seconds = report.get("load_seconds")
+    verification.samples = len(sample["texts"])
+    loaded = Check(
+        name="artifact-loadable",
+        passed=True,
+        detail=f"loaded by {verification.runtime_version} in a fresh process in {verification.load_seconds} s",
+    )
+    thresholds = evidence.thresholds
+    if "topk" in report:
+        reproduced = compare_topk(sample["expected_topk"], report["topk"], thresholds.tolerance, verification)
+    else:
+        reproduced = compare_embeddings(
+            sample["expected_embeddings"], report["embeddings"], thresholds.min_cosine, verification
+        )
+    return [
+        loaded,
+        reproduced,
+        isolation_check(evidence.contract, verification.imported),
+    ], verification
+
+
+def measurement_checks(measured: Measurements, thresholds: Thresholds, run_id: int) -> list[Check]:
+    """What the run measured, judged against the release thresholds."""
+    checks = [
+        Check(name="measured-ok", passed=True, detail=f"measured without error in run {run_id}")
+        if measured.status == "ok"
+        else Check(
+            name="measured-ok",
+            passed=False,
+            detail=f"the recipe {measured.status} in run {run_id}: {measured.reason or 'no measurements'}",
+        )
+    ]
+    errors = [flag["message"] for flag in measured.flags if flag.get("severity") == "error"]
+    checks.append(
+        Check(name="no-error-flags", passed=not errors, detail="; ".join(errors) if errors else "none raised")
+    )
+    agreement = measured.top1_agreement
+    if agreement is not None:
+        checks.append(
+            Check(
+                name="top1-agreement",
+                passed=agreement >= thresholds.min_agreement,
+                detail=f"{agreement:.1%} of inputs agree with FP32 on top-1 (needs {thresholds.min_agreement:.1%})",
+            )
+        )
+    elif measured.cosine_vs_fp32 is not None:  # an encoder: no classes to agree on
+        checks.append(
+            Check(
+                name="top1-agreement",
+                passed=measured.cosine_vs_fp32 >= 0.99,
+                detail=f"encoder: embedding cosine to FP32 {measured.cosine_vs_fp32:.4f} (needs 0.99)",
+            )
+        )
+    else:
+        checks.append(Check(name="top1-agreement", passed=False, detail="not measured"))
+    drop = measured.accuracy_drop_points
+    if drop is None:
+        checks.append(
+            Check(
+                name="accuracy-drop",
+                passed=False,
+                detail="not measured: the run had no labelled evaluation data (or the recipe did not run)",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                name="accuracy-drop",
+                passed=drop <= thresholds.max_accuracy_drop,
+                detail=f"{drop:.2f} points below FP32 (budget {thresholds.max_accuracy_drop:g})",
+            )
+        )
+    return checks
+
+
+def verify_folder(folder: Path, python: str | None = None) -> Evidence:
+    """The evidence of `folder` with every check re-run here; the folder itself is not changed."""
+    evidence = read_evidence(folder)
+    checks = [integrity_check(folder, evidence.files)]
+    reproduced, verification = reproduction_checks(folder, evidence, python)
+    checks += reproduced
+    checks += measurement_checks(evidence.measurements, evidence.thresholds, evidence.run_id)
+    result = evidence.model_copy(update={"checks": checks, "verification": verification})
+    result.decide()
+    return result
