@@ -102,6 +102,10 @@ class Verification(BaseModel):
     max_probability_diff: float | None = None
     min_cosine: float | None = None
     load_seconds: float | None = None
+    # Served one text at a time instead of in the measured batches: informative, not a check.
+    single_text_top1_changes: int | None = None
+    single_text_max_probability_diff: float | None = None
+    single_text_min_cosine: float | None = None
     error: str = ""
 
 

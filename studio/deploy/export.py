@@ -25,7 +25,7 @@ from studio.backends.base import BuildContext
 from studio.backends.registry import get_spec
 from studio.core.cache import ArtifactCache
 from studio.core.errors import StudioError
-from studio.core.inputs import encode
+from studio.core.inputs import encode, length_buckets
 from studio.core.model import Model, ModelInfo, open_model
 from studio.core.recipe import Recipe, parse_recipe
 from studio.core.results import RecipeResult, RunResult
@@ -180,23 +180,54 @@ def write_tokenizer(model: Model, folder: Path) -> tuple[int, str]:
     return int(pad_id), str(tokenizer.pad_token or "[PAD]")
 
 
+def evaluation_batches(
+    model: Model, texts: list[str], count: int, batch_size: int, seq_len: int
+) -> tuple[list[list[str]], list[list[int]]]:
+    """The studio's evaluation batches that hold the first `count` inputs, and where each of them sat.
+
+    Some runtimes' outputs depend on the batch an input is in (dynamic INT8 scales activations per
+    batch, padding differs), so reproducing the measured top-k means re-running those same batches.
+    """
+    batches: list[list[str]] = []
+    positions: dict[int, list[int]] = {}
+    for bucket in length_buckets(model.tokenizer, texts, batch_size, seq_len):
+        if not any(index < count for index in bucket):
+            continue
+        for row, index in enumerate(bucket):
+            if index < count:
+                positions[index] = [len(batches), row]
+        batches.append([texts[index] for index in bucket])
+    return batches, [positions[index] for index in range(count)]
+
+
 def sample_file(
-    run: RunResult, result: RecipeResult, model: Model, packed: Packed | None, size: int
+    run: RunResult,
+    result: RecipeResult,
+    model: Model,
+    packed: Packed | None,
+    size: int,
+    eval_batch_size: int,
 ) -> dict[str, Any]:
-    """The evaluation sample and what the studio measured on it (embeddings: computed now)."""
-    texts = [item.text for item in run.inputs[:size]]
-    sample: dict[str, Any] = {"texts": texts, "k": 5}
+    """The evaluation sample, the batches it was measured in, and what the studio measured on it.
+
+    Classifiers: the run's own top-k. Encoders (the run keeps no embeddings): computed now with the
+    studio's predictor on the same batches.
+    """
+    texts = [item.text for item in run.inputs]
+    count = min(size, len(texts))
+    batches, positions = evaluation_batches(model, texts, count, eval_batch_size, result.seq_len)
+    sample: dict[str, Any] = {"texts": texts[:count], "batches": batches, "positions": positions, "k": 5}
     if model.info.task == "text-classification":
-        if len(result.topk) >= len(texts):
-            sample["expected_topk"] = [[[label, p] for label, p in row] for row in result.topk[: len(texts)]]
-            sample["k"] = len(result.topk[0]) if result.topk else 5
+        if len(result.topk) >= count and count:
+            sample["expected_topk"] = [[[label, p] for label, p in row] for row in result.topk[:count]]
+            sample["k"] = len(result.topk[0])
     elif packed is not None and packed.studio_predictor is not None:
         predictor = packed.studio_predictor()
-        rows = []
-        for text in texts:
-            feeds = encode(model.tokenizer, [text], model.info.input_names, result.seq_len)
-            rows.append(model.postprocess(predictor(feeds), feeds["attention_mask"])[0].tolist())
-        sample["expected_embeddings"] = rows
+        outputs = []
+        for batch in batches:
+            feeds = encode(model.tokenizer, batch, model.info.input_names, result.seq_len)
+            outputs.append(model.postprocess(predictor(feeds), feeds["attention_mask"]))
+        sample["expected_embeddings"] = [outputs[b][row].tolist() for b, row in positions]
     return sample
 
 
@@ -290,7 +321,8 @@ def export_recipe(
         )
         (building / CONTRACT_FILE).write_text(contract.model_dump_json(indent=2), encoding="utf-8")
         say("recording the evaluation sample")
-        sample = sample_file(run, result, model, packed, sample_size)
+        eval_batch_size = int(store.request(run_id).get("settings", {}).get("eval_batch_size", 16))
+        sample = sample_file(run, result, model, packed, sample_size, eval_batch_size)
         (building / SAMPLE_FILE).parent.mkdir()
         (building / SAMPLE_FILE).write_text(json.dumps(sample, ensure_ascii=False), encoding="utf-8")
         evidence = Evidence(

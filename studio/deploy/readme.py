@@ -5,9 +5,7 @@ from __future__ import annotations
 from studio.core.units import human_bytes
 from studio.deploy.evidence import Contract, Evidence
 
-_TOKENIZE = """from tokenizers import Tokenizer
-
-tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")
+_TOKENIZE = """tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")
 tokenizer.enable_truncation(max_length={max_length})
 tokenizer.enable_padding(pad_id={pad_id}, pad_token={pad_token!r})
 encodings = tokenizer.encode_batch(["{text}"])
@@ -17,29 +15,30 @@ feeds = {{
 """
 _COLUMNS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 
+# Per runtime: its imports, then the lines that load the artifact and compute `output` from `feeds`.
 _RUN = {
-    "onnxruntime": """import onnxruntime as ort
-
-session = ort.InferenceSession("{artifact}", providers={providers!r})
+    "onnxruntime": (
+        "import onnxruntime as ort",
+        """session = ort.InferenceSession("{artifact}", providers={providers!r})
 output = session.run(["{output}"], feeds)[0]
 """,
-    "torch": """import torch
-
-module = torch.export.load("{artifact}").module()
+    ),
+    "torch": (
+        "import torch",
+        """module = torch.export.load("{artifact}").module()
 with torch.inference_mode():
     output = module(**{{name: torch.from_numpy(array).to("{device}") for name, array in feeds.items()}})
 output = output.float().cpu().numpy()
 """,
-    "tensorrt": """# TensorRT needs device buffers bound by name: see load_tensorrt() in predict.py.
-import predict
-
-output = predict.Model().run(feeds)
+    ),
+    "tensorrt": (
+        "import predict  # TensorRT binds device buffers by name: see load_tensorrt() in predict.py",
+        """output = predict.Model().run(feeds)
 """,
+    ),
 }
 
-_CLASSIFY = """import json
-
-labels = json.load(open("labels.json", encoding="utf-8"))
+_CLASSIFY = """labels = json.load(open("labels.json", encoding="utf-8"))
 print(labels[int(output[0].argmax())])
 """
 _EMBED = """mask = feeds["attention_mask"][..., None]
@@ -56,8 +55,19 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
         f'    "{name}": np.array([e.{_COLUMNS.get(name, name)} for e in encodings], dtype=np.int64),'
         for name in names
     )
+    runtime_import, run = _RUN[contract.runtime]
+    imports = [
+        "import json",
+        "",
+        "import numpy as np",
+        runtime_import,
+        "from tokenizers import Tokenizer",
+        "",
+    ]
+    if contract.task != "text-classification":
+        imports = imports[2:]
     parts = [
-        "import numpy as np\n",
+        "\n".join(imports),
         _TOKENIZE.format(
             max_length=contract.max_length,
             pad_id=contract.pad_id,
@@ -65,7 +75,7 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
             text=text,
             feeds=feeds,
         ),
-        _RUN[contract.runtime].format(
+        run.format(
             artifact=contract.artifact,
             providers=contract.providers or ["CPUExecutionProvider"],
             output=contract.output,
