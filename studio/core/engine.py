@@ -82,6 +82,13 @@ def worker_command(job_file: Path) -> list[str]:
     return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
 
 
+def cli_command(*args: str) -> list[str]:
+    """`qstudio ARGS` as a child process: through the bundle's binary when frozen, else this Python."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "studio.cli.main", *args]
+
+
 class ResourceSampler:
     """Samples a worker's RSS (with its children) and GPU memory every `interval` seconds."""
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QSplitter,
     QTabWidget,
     QWidget,
@@ -23,6 +24,7 @@ from studio.core.results import RunResult
 from studio.core.store import RunStore
 from studio.gui.qt_charts import ChartsPanel
 from studio.gui.qt_errors import ErrorPanel
+from studio.gui.qt_export import ExportController, export_folder_name, summary_html
 from studio.gui.qt_hardware_panel import HardwarePanel
 from studio.gui.qt_history import HistoryPanel
 from studio.gui.qt_model_panel import ModelPanel
@@ -44,6 +46,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.state = state
         self.controller = RunController(state, self)
+        self.exporter = ExportController(self)
+        self.export_progress: QProgressDialog | None = None
+        self.export_box: QMessageBox | None = None
         self.setWindowTitle(f"Quantization Studio {studio.__version__}")
         self.setAcceptDrops(True)
         self.resize(1500, 950)
@@ -123,6 +128,10 @@ class MainWindow(QMainWindow):
         self.run_panel.startRequested.connect(self.start_run)
         self.run_panel.cancelAllRequested.connect(controller.cancel_all)
         self.run_panel.cancelRecipeRequested.connect(controller.cancel_recipe)
+        self.run_panel.exportRequested.connect(self.export_recipe)
+        self.exporter.progress.connect(self._export_progress)
+        self.exporter.finished.connect(self._export_finished)
+        self.exporter.failed.connect(self._export_failed)
         controller.started.connect(self.run_panel.begin)
         controller.runEvent.connect(self.on_event)
         controller.finished.connect(self.on_finished)
@@ -197,6 +206,79 @@ class MainWindow(QMainWindow):
         self.state.show_run(run)
         self.charts.show_results(run.results, keep_memory)
         self.topk.show_run(run)
+        if not self.controller.running:  # the queue's rows belong to the run in progress
+            self.run_panel.show_results(run.results)
+
+    # -- export ---------------------------------------------------------------------------------------
+    def choose_export_parent(self, recipe: str) -> str:
+        start = str(settings().value("export_dir", str(Path.home())))
+        return QFileDialog.getExistingDirectory(
+            self, f"Export {recipe}: choose where to put its folder", start
+        )
+
+    def export_recipe(self, recipe: str) -> None:
+        run = self.state.run
+        if run is None or run.run_id is None:
+            self.report_error("Export needs a recorded run", "run the recipes or reopen a run from History")
+            return
+        if self.exporter.running:
+            self.report_error("An export is already running", "wait for it to finish or cancel it")
+            return
+        parent = self.choose_export_parent(recipe)
+        if not parent:
+            return
+        settings().setValue("export_dir", parent)
+        target = Path(parent) / export_folder_name(run.model.name, recipe, run.run_id)
+        force = target.is_dir() and any(target.iterdir())
+        if force:
+            answer = QMessageBox.question(
+                self,
+                "Replace the earlier export?",
+                f"{target} is not empty. Replace everything in it with this export?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.exporter.start(run.run_id, recipe, target, force)
+        progress = QProgressDialog(f"Exporting {recipe}…", "Cancel", 0, 0, self)
+        progress.setWindowTitle("Export")
+        progress.setMinimumDuration(0)
+        progress.canceled.connect(self.exporter.cancel)
+        progress.show()
+        self.export_progress = progress
+        self.status.setText(f"Exporting {recipe} to {target}…")
+
+    def _export_progress(self, step: str) -> None:
+        if self.export_progress is not None:
+            self.export_progress.setLabelText(step)
+
+    def _close_export_progress(self) -> None:
+        if self.export_progress is not None:
+            self.export_progress.canceled.disconnect(self.exporter.cancel)
+            self.export_progress.close()
+            self.export_progress = None
+
+    def _export_finished(self, evidence: object, folder: str) -> None:
+        from studio.deploy.evidence import Evidence
+
+        self._close_export_progress()
+        assert isinstance(evidence, Evidence)
+        box = QMessageBox(self)
+        box.setWindowTitle(f"Exported {evidence.recipe}")
+        box.setIcon(
+            QMessageBox.Icon.Information if evidence.ready_for_release.ready else QMessageBox.Icon.Warning
+        )
+        box.setText(summary_html(evidence, folder))
+        open_button = box.addButton("Open folder", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(folder)))
+        box.open()  # not exec(): the window keeps running
+        self.export_box = box
+        verdict = "ready for release" if evidence.ready_for_release.ready else "not ready for release"
+        self.status.setText(f"Exported {evidence.recipe} to {folder}: {verdict}")
+
+    def _export_failed(self, message: str, details: str) -> None:
+        self._close_export_progress()
+        self.report_error(message, details)
 
     def predict(self, text: str) -> None:
         run = self.state.run
@@ -263,4 +345,7 @@ class MainWindow(QMainWindow):
         store.sync()
         if self.controller.running:
             self.controller.cancel_all()
+        if self.exporter.running and self.exporter.process is not None:
+            self.exporter.cancel()  # the export removes its half-written folder before it exits
+            self.exporter.process.waitForFinished(5000)
         super().closeEvent(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -18,12 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.events import Event
+from studio.core.results import RecipeResult
 
 
 class RunPanel(QWidget):
     startRequested = Signal()
     cancelAllRequested = Signal()
     cancelRecipeRequested = Signal(str)
+    exportRequested = Signal(str)  # a recipe of the run shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,23 +98,57 @@ class RunPanel(QWidget):
                 bar.setRange(0, 0)  # busy
             stage_item.setText(stage)
         elif event.kind == "result" and event.data:
-            status = event.data.get("status", "")
-            bar.setRange(0, 1)
-            bar.setValue(1)
-            bar.setFormat(status)
-            flags = event.data.get("flags") or []
-            suspect = any(f.get("severity") == "error" for f in flags)
-            stage_item.setText(
-                "SUSPECT: " + flags[0]["message"][:80] if suspect else (event.data.get("reason") or status)
-            )
-            stage_item.setToolTip(event.data.get("reason") or "; ".join(f["message"] for f in flags))
-            stage_item.setForeground(
-                Qt.GlobalColor.red if suspect or status == "failed" else Qt.GlobalColor.black
+            self._show_outcome(
+                row,
+                event.data.get("status", ""),
+                event.data.get("reason") or "",
+                event.data.get("flags") or [],
             )
             button = self.table.cellWidget(row, 3)
             if button is not None:
                 button.setEnabled(False)
             self.done_at[event.recipe] = time.monotonic()
+
+    def _show_outcome(self, row: int, status: str, reason: str, flags: list[dict[str, Any]]) -> None:
+        bar = self.table.cellWidget(row, 1)
+        stage_item = self.table.item(row, 2)
+        if not isinstance(bar, QProgressBar) or stage_item is None:
+            return
+        bar.setRange(0, 1)
+        bar.setValue(1)
+        bar.setFormat(status)
+        suspect = any(f.get("severity") == "error" for f in flags)
+        stage_item.setText("SUSPECT: " + flags[0]["message"][:80] if suspect else (reason or status))
+        stage_item.setToolTip(reason or "; ".join(f["message"] for f in flags))
+        stage_item.setForeground(
+            Qt.GlobalColor.red if suspect or status == "failed" else Qt.GlobalColor.black
+        )
+
+    def show_results(self, results: list[RecipeResult]) -> None:
+        """A finished or reopened run: each recipe's outcome, and an Export button where there is something
+        to export (flagged and failed recipes too: their evidence says why they are not ready)."""
+        self.table.setRowCount(0)
+        self.rows = {}
+        for result in results:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            self.table.setItem(row, 0, QTableWidgetItem(result.recipe))
+            self.table.setCellWidget(row, 1, QProgressBar())
+            self.table.setItem(row, 2, QTableWidgetItem())
+            self._show_outcome(row, result.status, result.reason, [f.model_dump() for f in result.flags])
+            button = QPushButton("Export…")
+            exportable = result.status in ("ok", "failed")
+            button.setEnabled(exportable)
+            button.setToolTip(
+                "Write a deployment folder with the artifact and its evidence"
+                if exportable
+                else f"Nothing to export: the recipe was {result.status}"
+            )
+            button.clicked.connect(lambda _=False, n=result.recipe: self.exportRequested.emit(n))
+            self.table.setCellWidget(row, 3, button)
+            self.rows[result.recipe] = row
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(3)
 
     def finish(self) -> None:
         self.timer.stop()

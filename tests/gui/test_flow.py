@@ -1,6 +1,9 @@
 """The whole flow: pick a model, run two recipes, watch charts and tables fill, cancel, reopen, export."""
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
 from studio.core.results import RunResult
 
@@ -51,6 +54,28 @@ def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_cla
         topk.predict_button.click()
     assert set(predicted.args[0]) == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
     assert topk.detail.columnCount() == 3 and topk.detail.item(0, 0).text().split()[0] in ("greeting", "weather", "music")
+    # export a result row: a child process, progress, then the verdicts; the window stays live
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    window.choose_export_parent = lambda recipe: str(exports)
+    row = window.run_panel.rows["ort-int8-dynamic"]
+    export_button = window.run_panel.table.cellWidget(row, 3)
+    assert export_button.text() == "Export…" and export_button.isEnabled()
+    with qtbot.waitSignal(window.exporter.finished, timeout=300_000) as exported:
+        export_button.click()
+        assert window.export_progress is not None and window.exporter.running
+    evidence, folder = exported.args
+    assert Path(folder).parent == exports and (Path(folder) / "model.onnx").is_file()
+    assert evidence.recipe == "ort-int8-dynamic" and evidence.ready_for_local_trial.ready
+    assert window.export_box is not None and "Ready for release" in window.export_box.text()
+    assert window.export_progress is None
+    # cancel: nothing is left behind
+    with qtbot.waitSignal(window.exporter.failed, timeout=60_000) as cancelled:
+        window.run_panel.table.cellWidget(window.run_panel.rows["ort-fp32"], 3).click()
+        qtbot.waitUntil(lambda: window.exporter.running, timeout=10_000)
+        window.export_progress.findChild(QPushButton).click()  # the dialog's Cancel
+    assert "cancelled" in cancelled.args[0]
+    assert [p.name for p in exports.iterdir()] == [Path(folder).name]
 
 
 def test_cancel_all_from_the_window(make_window, tiny_classifier, tiny_eval, qtbot):
