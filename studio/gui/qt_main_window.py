@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         progress = QProgressDialog(f"Exporting {recipe}…", "Cancel", 0, 0, self)
         progress.setWindowTitle("Export")
         progress.setMinimumDuration(0)
+        progress.setMinimumWidth(460)
         progress.canceled.connect(self.exporter.cancel)
         progress.show()
         self.export_progress = progress
@@ -249,7 +250,8 @@ class MainWindow(QMainWindow):
 
     def _export_progress(self, step: str) -> None:
         if self.export_progress is not None:
-            self.export_progress.setLabelText(step)
+            title = self.export_progress.labelText().split(":", 1)[0].rstrip("…")
+            self.export_progress.setLabelText(f"{title}: {step}…")
 
     def _close_export_progress(self) -> None:
         if self.export_progress is not None:

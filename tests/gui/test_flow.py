@@ -16,7 +16,9 @@ def _select(window, names):
             item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
 
 
-def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_classifier, tiny_eval, qtbot, tmp_path):
+def test_run_two_recipes_then_charts_tables_history_export(
+    make_window, tiny_classifier, tiny_eval, qtbot, tmp_path
+):
     window = make_window(str(tiny_classifier), str(tiny_eval))
     _select(window, {"ort-fp32", "ort-int8-dynamic"})
     events = []
@@ -53,7 +55,11 @@ def test_run_two_recipes_then_charts_tables_history_export(make_window, tiny_cla
         topk.typed.setText("will it rain in paris")
         topk.predict_button.click()
     assert set(predicted.args[0]) == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
-    assert topk.detail.columnCount() == 3 and topk.detail.item(0, 0).text().split()[0] in ("greeting", "weather", "music")
+    assert topk.detail.columnCount() == 3 and topk.detail.item(0, 0).text().split()[0] in (
+        "greeting",
+        "weather",
+        "music",
+    )
     # export a result row: a child process, progress, then the verdicts; the window stays live
     exports = tmp_path / "exports"
     exports.mkdir()
