@@ -109,6 +109,14 @@ def test_deb_installs_starts_upgrades_and_removes_cleanly(tmp_path):
         assert [r["status"] for r in results] == ["ok", "ok"], run.stderr
         history = home / ".local" / "share" / "quantization-studio" / "history.sqlite"
         assert history.exists()
+        # export from the bundle, verified by the bundle's own interpreter (`__script__ predict.py`)
+        exported = _run("qstudio", "export", "1", "ort-int8-dynamic", "--to", str(tmp_path / "export"), "--json",
+                        env=env, timeout=600)
+        checks = {c["name"]: c for c in json.loads(exported.stdout)["checks"]}
+        for name in ("artifact-present", "artifact-loadable", "outputs-reproduced", "runtime-isolated"):
+            assert checks[name]["passed"], checks[name]
+        verified = _run("qstudio", "verify", str(tmp_path / "export"), "--json", env=env, timeout=600, check=False)
+        assert {c["name"]: c["passed"] for c in json.loads(verified.stdout)["checks"]}["outputs-reproduced"]
 
         _run("apt-get", "install", "-y", "-qq", str(second), timeout=900)  # upgrade
         assert _run("qstudio", "--version", env=env).stdout.startswith(f"Quantization Studio {version}")  # bundle is the same
