@@ -42,14 +42,9 @@ def test_screenshots_of_the_window_on_the_demo(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     from PySide6.QtGui import QColor, QImage
 
-    for name in (
-        "main-window-running.png",
-        "main-window-finished.png",
-        "topk.png",
-        "history.png",
-        "export-running.png",
-        "export-done.png",
-    ):
+    from tests.gui.capture import SHOTS
+
+    for name in SHOTS:
         image = QImage(str(out / name))
         if name == "export-done.png":  # the verdicts' message box, not the window
             assert image.width() >= 300 and image.height() >= 150, name
