@@ -10,7 +10,7 @@ BATCH, SEQUENCE = "batch", "sequence"
 
 
 def onnx_interface(path: Path) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, int]]:
-    """Inputs and outputs as the graph declares them, and its opset per domain."""
+    """Inputs and outputs as the graph declares them, and the opset of each domain its nodes use."""
     import onnx
     from onnx import helper
 
@@ -27,7 +27,13 @@ def onnx_interface(path: Path) -> tuple[list[TensorSpec], list[TensorSpec], dict
 
     inputs = [spec(v) for v in proto.graph.input if v.name not in initializers]
     outputs = [spec(v) for v in proto.graph.output]
-    opset = {(entry.domain or "ai.onnx"): int(entry.version) for entry in proto.opset_import}
+    # Only the domains the graph's nodes use: quantizers declare many they never need.
+    used = {node.domain or "ai.onnx" for node in proto.graph.node} | {"ai.onnx"}
+    opset = {
+        (entry.domain or "ai.onnx"): int(entry.version)
+        for entry in proto.opset_import
+        if (entry.domain or "ai.onnx") in used
+    }
     return inputs, outputs, opset
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from studio.core.results import RunResult
 
@@ -17,7 +17,7 @@ def _select(window, names):
 
 
 def test_run_two_recipes_then_charts_tables_history_export(
-    make_window, tiny_classifier, tiny_eval, qtbot, tmp_path
+    make_window, tiny_classifier, tiny_eval, qtbot, tmp_path, monkeypatch
 ):
     window = make_window(str(tiny_classifier), str(tiny_eval))
     _select(window, {"ort-fp32", "ort-int8-dynamic"})
@@ -82,6 +82,18 @@ def test_run_two_recipes_then_charts_tables_history_export(
         window.export_progress.findChild(QPushButton).click()  # the dialog's Cancel
     assert "cancelled" in cancelled.args[0]
     assert [p.name for p in exports.iterdir()] == [Path(folder).name]
+    # the same row again: the folder is not empty, so the window asks first
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *args, **kwargs: asked.append(args[2]) or QMessageBox.StandardButton.No
+    )
+    export_button = window.run_panel.table.cellWidget(window.run_panel.rows["ort-int8-dynamic"], 3)
+    export_button.click()
+    assert asked and "is not empty" in asked[0] and not window.exporter.running
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.exporter.finished, timeout=300_000) as replaced:
+        export_button.click()
+    assert replaced.args[1] == folder and replaced.args[0].exported_at >= evidence.exported_at
 
 
 def test_cancel_all_from_the_window(make_window, tiny_classifier, tiny_eval, qtbot):
