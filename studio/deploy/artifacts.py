@@ -55,7 +55,8 @@ def _copy_onnx(source: Path, target: Path) -> None:
 def pack_onnxruntime(ctx: BuildContext, spec: BackendSpec, folder: Path) -> Packed:
     backend = spec.load()
     artifact = backend.prepare(ctx)
-    assert artifact.path is not None
+    if artifact.path is None:
+        raise StudioError(f"{spec.title} produced no model file", "export another recipe")
     _copy_onnx(artifact.path, folder / ONNX_FILE)
     inputs, outputs, opset = onnx_interface(folder / ONNX_FILE)
     providers = ["CPUExecutionProvider"]

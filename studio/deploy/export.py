@@ -24,6 +24,7 @@ import studio
 from studio.backends.base import BuildContext
 from studio.backends.registry import get_spec
 from studio.core.cache import ArtifactCache
+from studio.core.compare import describe_failure
 from studio.core.errors import StudioError
 from studio.core.inputs import encode, length_buckets
 from studio.core.model import Model, ModelInfo, open_model
@@ -281,9 +282,14 @@ def export_recipe(
         try:
             packed = pack(ctx, spec, building, [item.text for item in run.inputs[:8]])
         except Exception as error:
+            pack_error = describe_failure(error)
             if result.ok:  # a recipe that ran must export: this is a problem to report, not to package
-                raise
-            pack_error = str(error).splitlines()[0] if str(error) else type(error).__name__
+                if isinstance(error, StudioError):
+                    raise
+                raise StudioError(
+                    f"cannot write the artifact of {recipe_name} ({pack_error})",
+                    "clear the cache (`qstudio cache clear`) and export again, or re-run the recipe",
+                ) from error
             log.info("no artifact for failed recipe %s: %s", recipe_name, pack_error)
         say("writing the tokenizer, labels and recipe")
         pad_id, pad_token = write_tokenizer(model, building / "tokenizer")
@@ -302,7 +308,7 @@ def export_recipe(
                 p: run.libraries.get(p.removesuffix("-gpu"))
                 for p in (packed.runtime_packages if packed else [])
             },
-            artifact=packed.artifact if packed else f"(not produced: {pack_error})",
+            artifact=packed.artifact if packed else "",
             onnx_source=packed.onnx_source if packed else None,
             device=packed.device if packed else recipe.device,
             providers=packed.providers if packed else [],

@@ -248,11 +248,12 @@ def reproduction_checks(
     folder: Path, evidence: Evidence, python: str | None
 ) -> tuple[list[Check], Verification]:
     """Run the snippet in a fresh process and judge what it gave."""
-    needed = {SNIPPET, CONTRACT_FILE, SAMPLE_FILE, evidence.contract.artifact, *evidence.files}
+    needed = {SNIPPET, CONTRACT_FILE, SAMPLE_FILE, evidence.contract.artifact, *evidence.files} - {""}
     absent = sorted(name for name in needed if not (folder / name).is_file())
     verification = Verification(python=python or sys.executable)
-    if absent:
-        verification.error = f"not run: {', '.join(absent)} missing"
+    if absent or not evidence.contract.artifact:
+        missing = f"{', '.join(absent)} missing" if absent else "the export holds no artifact"
+        verification.error = f"not run: {missing}"
         failed = [
             Check(name=name, passed=False, detail=verification.error)
             for name in ("artifact-loadable", "outputs-reproduced", "runtime-isolated")
