@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from studio.cli.render import wide_console
 from studio.cli.run import EXIT_FAILED, EXIT_OK
+from studio.core.errors import StudioError
 from studio.deploy.evidence import Evidence, Readiness
 
 
@@ -58,9 +60,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     target = Path(args.to).expanduser().resolve()
     force = args.force or _confirm_replace(target)
-    thresholds = Thresholds(
-        min_agreement=args.min_agreement, max_accuracy_drop=args.max_accuracy_drop, tolerance=args.tolerance
-    )
+    try:
+        thresholds = Thresholds(
+            min_agreement=args.min_agreement,
+            max_accuracy_drop=args.max_accuracy_drop,
+            tolerance=args.tolerance,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise StudioError(
+            f"--{str(first['loc'][0]).replace('_', '-')} {first['input']} is out of range ({first['msg']})",
+            "agreement and tolerance are fractions between 0 and 1, the accuracy drop is in points",
+        ) from None
+    if args.sample < 1:
+        raise StudioError(f"--sample {args.sample} re-checks nothing", "pass 1 or more (default 64)")
     signal.signal(signal.SIGTERM, _interrupt)
     evidence = export_recipe(
         args.run,

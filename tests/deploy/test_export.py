@@ -300,3 +300,14 @@ def test_cli_export_prints_the_evidence(classifier_run: int, tmp_path: Path) -> 
     assert evidence.thresholds.min_agreement == 0.5 and evidence.ready_for_release.ready
     assert evidence.quantization.mode == "weight-only" and evidence.quantization.block_size == 32
     assert "verifying" in cli.stderr  # progress goes to stderr, the JSON stays clean
+
+
+@pytest.mark.parametrize(
+    ("option", "message"), [(["--min-agreement", "1.5"], "--min-agreement 1.5 is out of range"),
+                            (["--sample", "0"], "--sample 0 re-checks nothing")]
+)
+def test_cli_rejects_bad_settings_in_one_line(option: list[str], message: str, tmp_path: Path) -> None:
+    cli = subprocess.run([sys.executable, "-m", "studio.cli.main", "export", "1", "ort-fp32", "--to",
+                          str(tmp_path / "x"), *option], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and message in cli.stderr and "Traceback" not in cli.stderr
+    assert not (tmp_path / "x").exists()
