@@ -1,6 +1,6 @@
 """Export benchmark: every CPU recipe of a demo run exported, verified in a fresh process, re-verified.
 
-    python benchmarks/export_demo.py [--recipes a,b] [--out benchmarks/results/export.json]
+    python benchmarks/export_demo.py [--recipes a,b]  (default: every built-in CPU recipe) [--out benchmarks/results/export.json]
 
 Runs `qstudio run` on the demo (full evaluation set, short timing), then `qstudio export` and
 `qstudio verify` per recipe, as a user would, in an isolated studio home. Records the wall time of each
@@ -22,19 +22,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from readme_section import write_section  # noqa: E402
 
-RECIPES = (
-    "torch-fp32",
-    "torch-int8-dynamic",
-    "ort-fp32",
-    "ort-int8-dynamic",
-    "ort-int8-static-minmax",
-    "ort-int4-weight-only",
-    "ort-fp16",
-)
+
+def cpu_recipes() -> list[str]:
+    """Every built-in CPU recipe."""
+    from studio.core.recipe import builtin_recipes
+
+    return [recipe.name for recipe in builtin_recipes() if recipe.device == "cpu"]
 
 
 def qstudio(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -51,10 +49,10 @@ def folder_bytes(folder: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--recipes", default="", help="comma-separated; default: every built-in CPU recipe")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export.json")
     args = parser.parse_args()
-    recipes = args.recipes.split(",")
+    recipes = args.recipes.split(",") if args.recipes else cpu_recipes()
     with tempfile.TemporaryDirectory(prefix="qstudio-export-bench-") as scratch:
         env = {**os.environ, "QSTUDIO_HOME": str(Path(scratch) / "home"), "HF_HUB_OFFLINE": "1"}
         run_args = [arg for name in recipes for arg in ("--recipe", name)]
