@@ -129,7 +129,9 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
     on_gpu = contract.device.startswith("cuda") and gpu
     where = gpu[0].get("name", "GPU") if on_gpu else evidence.hardware.get("cpu", {}).get("model", "CPU")
     packages = " ".join(
-        f"{name}=={version}" if version else name for name, version in contract.measured_with.items()
+        # the measured version without its local build tag (2.13.0+cpu -> 2.13.0), which pip cannot resolve
+        f"{name}=={version.split('+')[0]}" if version else name
+        for name, version in contract.measured_with.items()
     )
     flags = [f"- **{f['severity']}** {f['code']}: {f['message']}" for f in evidence.measurements.flags]
     lines = [
