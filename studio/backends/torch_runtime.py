@@ -25,6 +25,11 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def named_output(outputs: Any, name: str) -> Any:
+    """One output of a transformers model, whether it returned a dict or a ModelOutput."""
+    return outputs[name] if isinstance(outputs, dict) else getattr(outputs, name)
+
+
 class TorchPredictor:
     """Calls a transformers module under inference mode and returns its `output_name` as float32 numpy."""
 
@@ -46,8 +51,5 @@ class TorchPredictor:
         }
         with torch.inference_mode():
             outputs = self.module(**tensors)
-        output = (
-            outputs[self.output_name] if isinstance(outputs, dict) else getattr(outputs, self.output_name)
-        )
-        result: np.ndarray = output.float().cpu().numpy()
+        result: np.ndarray = named_output(outputs, self.output_name).float().cpu().numpy()
         return result

@@ -44,7 +44,9 @@ def show_evidence(console: Console, evidence: Evidence, folder: Path) -> None:
 
 
 def _confirm_replace(target: Path) -> bool:
-    if not (target.is_dir() and any(target.iterdir())):
+    from studio.deploy.export import occupied
+
+    if not occupied(target):
         return False
     if not sys.stdin.isatty():
         return False  # export_recipe refuses, naming --force
@@ -73,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             "agreement and tolerance are fractions between 0 and 1, the accuracy drop is in points",
         ) from None
     if args.sample < 1:
-        raise StudioError(f"--sample {args.sample} re-checks nothing", "pass 1 or more (default 64)")
+        raise StudioError(f"--sample {args.sample} re-checks nothing", "pass 1 or more")
     signal.signal(signal.SIGTERM, _interrupt)
     evidence = export_recipe(
         args.run,
@@ -106,6 +108,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
+    from studio.deploy.evidence import SAMPLE_SIZE, Thresholds
+
+    default = {name: field.default for name, field in Thresholds.model_fields.items()}
     export = commands.add_parser(
         "export", help="write a measured recipe as a deployment folder with its evidence"
     )
@@ -114,15 +119,29 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--to", required=True, metavar="DIR", help="folder to create (must be empty or new)")
     export.add_argument("--force", action="store_true", help="replace what DIR holds without asking")
     export.add_argument(
-        "--min-agreement", type=float, default=0.98, help="top-1 agreement for release (0.98)"
+        "--min-agreement",
+        type=float,
+        default=default["min_agreement"],
+        help=f"top-1 agreement for release ({default['min_agreement']})",
     )
     export.add_argument(
-        "--max-accuracy-drop", type=float, default=1.0, help="accuracy points below FP32 for release (1.0)"
+        "--max-accuracy-drop",
+        type=float,
+        default=default["max_accuracy_drop"],
+        help=f"accuracy points below FP32 for release ({default['max_accuracy_drop']})",
     )
     export.add_argument(
-        "--tolerance", type=float, default=0.02, help="probability difference allowed on reload (0.02)"
+        "--tolerance",
+        type=float,
+        default=default["tolerance"],
+        help=f"probability difference allowed on reload ({default['tolerance']})",
     )
-    export.add_argument("--sample", type=int, default=64, help="evaluation inputs to re-check on reload (64)")
+    export.add_argument(
+        "--sample",
+        type=int,
+        default=SAMPLE_SIZE,
+        help=f"evaluation inputs to re-check on reload ({SAMPLE_SIZE})",
+    )
     export.add_argument("--json", action="store_true", help="print evidence.json instead of the table")
     export.set_defaults(func=cmd_export)
 

@@ -44,6 +44,11 @@ class ModelInfo(BaseModel):
     input_names: list[str]
     output_name: str
 
+    @property
+    def ref(self) -> str:
+        """What `open_model` takes to open this model again: "demo" or its path."""
+        return "demo" if self.source == "demo" else self.path
+
 
 def _quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

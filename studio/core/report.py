@@ -195,8 +195,7 @@ def _topk_section(run: RunResult, limit: int = 40) -> str:
 
 
 def reproduce_command(run: RunResult, result: RecipeResult) -> str:
-    model = "demo" if run.model.source == "demo" else run.model.path
-    parts = ["qstudio", "run", "--model", model, "--recipe", f"{result.recipe}.toml"]
+    parts = ["qstudio", "run", "--model", run.model.ref, "--recipe", f"{result.recipe}.toml"]
     if not run.evaluation.source.endswith("intents_eval.csv"):
         parts += ["--eval", run.evaluation.source]
     return shlex.join(parts)

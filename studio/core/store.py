@@ -102,7 +102,7 @@ class RunStore:
                     os.getpid(),
                     socket.gethostname(),
                     header.model.name,
-                    header.model.path if header.model.source != "demo" else "demo",
+                    header.model.ref,
                     header.model.content_hash,
                     body,
                     json.dumps(request),

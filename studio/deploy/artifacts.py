@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.backends.base import BuildContext, Predictor
+from studio.backends.base import Artifact, Backend, BuildContext, Predictor
 from studio.backends.registry import BackendSpec
+from studio.backends.torch_runtime import named_output
+from studio.core.compare import describe_failure
 from studio.core.errors import StudioError
 from studio.core.inputs import encode
 from studio.deploy.contract import BATCH, SEQUENCE, dynamic_axes, onnx_interface, token_inputs
@@ -52,12 +54,18 @@ def _copy_onnx(source: Path, target: Path) -> None:
         shutil.copyfile(extra, target.parent / extra.name)
 
 
-def pack_onnxruntime(ctx: BuildContext, spec: BackendSpec, folder: Path) -> Packed:
+def _prepared_file(ctx: BuildContext, spec: BackendSpec) -> tuple[Backend, Artifact, Path]:
+    """The backend, its artifact (from the cache when there) and the artifact's file."""
     backend = spec.load()
     artifact = backend.prepare(ctx)
     if artifact.path is None:
         raise StudioError(f"{spec.title} produced no model file", "export another recipe")
-    _copy_onnx(artifact.path, folder / ONNX_FILE)
+    return backend, artifact, artifact.path
+
+
+def pack_onnxruntime(ctx: BuildContext, spec: BackendSpec, folder: Path) -> Packed:
+    backend, artifact, path = _prepared_file(ctx, spec)
+    _copy_onnx(path, folder / ONNX_FILE)
     inputs, outputs, opset = onnx_interface(folder / ONNX_FILE)
     providers = ["CPUExecutionProvider"]
     if ctx.recipe.device == "cuda":
@@ -97,10 +105,7 @@ def primary_output(module: Any, output_name: str) -> Any:
             inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None:
                 inputs["token_type_ids"] = token_type_ids
-            outputs = self.model(**inputs)
-            result: torch.Tensor = (
-                outputs[output_name] if isinstance(outputs, dict) else getattr(outputs, output_name)
-            )
+            result: torch.Tensor = named_output(self.model(**inputs), output_name)
             return result
 
     return PrimaryOutput().eval()
@@ -135,9 +140,8 @@ def pack_torch(ctx: BuildContext, spec: BackendSpec, folder: Path, texts: list[s
         with torch.inference_mode():
             probe = program.module()(**example)
     except Exception as error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise StudioError(
-            f"torch.export cannot capture {ctx.recipe.name} ({first})",
+            f"torch.export cannot capture {ctx.recipe.name} ({describe_failure(error)})",
             "export an ONNX Runtime recipe of this model instead",
         ) from None
     packages = ["torch", "torchao"] if spec.runtime == "torchao" else ["torch"]
@@ -160,10 +164,8 @@ def pack_torch(ctx: BuildContext, spec: BackendSpec, folder: Path, texts: list[s
 def pack_tensorrt(ctx: BuildContext, spec: BackendSpec, folder: Path) -> Packed:
     from studio.backends.onnx_graphs import exported_fp32
 
-    backend = spec.load()
-    artifact = backend.prepare(ctx)
-    assert artifact.path is not None
-    shutil.copyfile(artifact.path, folder / ENGINE_FILE)
+    backend, artifact, path = _prepared_file(ctx, spec)
+    shutil.copyfile(path, folder / ENGINE_FILE)
     _copy_onnx(exported_fp32(ctx), folder / ONNX_FILE)
     inputs, outputs, opset = onnx_interface(folder / ONNX_FILE)
     return Packed(

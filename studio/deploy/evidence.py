@@ -14,6 +14,7 @@ EVIDENCE_FILE = "evidence.json"
 CONTRACT_FILE = "deploy.json"
 SAMPLE_FILE = "verification/sample.json"
 EVIDENCE_VERSION = 1
+SAMPLE_SIZE = 64  # evaluation inputs an export re-checks on reload
 
 Runtime = Literal["onnxruntime", "torch", "tensorrt"]
 

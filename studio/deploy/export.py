@@ -27,7 +27,7 @@ from studio.core.cache import ArtifactCache
 from studio.core.compare import describe_failure
 from studio.core.errors import StudioError
 from studio.core.inputs import encode, length_buckets
-from studio.core.model import Model, ModelInfo, open_model
+from studio.core.model import Model, open_model
 from studio.core.recipe import Recipe, parse_recipe
 from studio.core.results import RecipeResult, RunResult
 from studio.core.store import RunStore
@@ -37,6 +37,7 @@ from studio.deploy.evidence import (
     CONTRACT_FILE,
     EVIDENCE_FILE,
     SAMPLE_FILE,
+    SAMPLE_SIZE,
     Contract,
     Evidence,
     Measurements,
@@ -49,7 +50,6 @@ from studio.deploy.verify import SNIPPET, manifest, verify_folder
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
-SAMPLE_SIZE = 64
 TEMP_MARK = ".export-"
 
 
@@ -61,13 +61,9 @@ def find_result(run: RunResult, recipe: str) -> RecipeResult:
     raise StudioError(f"run {run.run_id} has no recipe '{recipe}'", f"pick one of: {names}")
 
 
-def model_ref(info: ModelInfo) -> str:
-    return "demo" if info.source == "demo" else info.path
-
-
 def open_run_model(run: RunResult) -> Model:
     """The model the run measured, refused if its files changed since: the evidence would not apply."""
-    model = open_model(model_ref(run.model))
+    model = open_model(run.model.ref)
     if model.info.content_hash != run.model.content_hash:
         raise StudioError(
             f"the model at {run.model.path} changed since run {run.run_id} (its content hash differs)",
@@ -76,10 +72,15 @@ def open_run_model(run: RunResult) -> Model:
     return model
 
 
+def occupied(folder: Path) -> bool:
+    """A folder with something in it: replacing it needs the user's yes (or --force)."""
+    return folder.is_dir() and any(folder.iterdir())
+
+
 def check_target(target: Path, force: bool) -> None:
     if target.exists() and not target.is_dir():
         raise StudioError(f"{target} is a file", "pick a folder to export into")
-    if target.is_dir() and any(target.iterdir()) and not force:
+    if occupied(target) and not force:
         raise StudioError(
             f"{target} is not empty",
             "pick an empty or new folder, or pass --force to replace what is there",
@@ -97,7 +98,7 @@ def _remove_stale_temporaries(target: Path) -> None:
 
 
 def _move_into_place(built: Path, target: Path) -> None:
-    if target.is_dir() and any(target.iterdir()):
+    if occupied(target):
         old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
         target.rename(old)
         built.rename(target)
@@ -158,13 +159,13 @@ def quantization(
     )
 
 
-def _calibration_texts(run: RunResult, recipe: Recipe, store: RunStore) -> list[str]:
-    """The run's calibration texts, re-read from its request (only static builds need them)."""
-    if recipe.calibration is None or run.run_id is None:
+def _calibration_texts(recipe: Recipe, request: dict[str, Any]) -> list[str]:
+    """The run's calibration texts, re-read as its request names them (only static builds need them)."""
+    if recipe.calibration is None:
         return []
     from studio.core.dataset import request_data
 
-    _, calibration = request_data(store.request(run.run_id))
+    _, calibration = request_data(request)
     return calibration.texts
 
 
@@ -256,6 +257,7 @@ def export_recipe(
             "run it on a machine that can, then export that run",
         )
     recipe = parse_recipe(tomllib.loads(result.recipe_toml), f"run {run_id}")
+    request = store.request(run_id)
     check_target(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target)
@@ -274,7 +276,7 @@ def export_recipe(
             recipe,
             cache,
             cast(Precision, result.precision),  # what ran, after any fallback
-            calibration_texts=_calibration_texts(run, recipe, store),
+            calibration_texts=_calibration_texts(recipe, request),
             report=lambda stage, done, total: say(stage),
             notes=notes,
         )
@@ -327,7 +329,7 @@ def export_recipe(
         )
         (building / CONTRACT_FILE).write_text(contract.model_dump_json(indent=2), encoding="utf-8")
         say("recording the evaluation sample")
-        eval_batch_size = int(store.request(run_id).get("settings", {}).get("eval_batch_size", 16))
+        eval_batch_size = int(request.get("settings", {}).get("eval_batch_size", 16))
         sample = sample_file(run, result, model, packed, sample_size, eval_batch_size)
         (building / SAMPLE_FILE).parent.mkdir()
         (building / SAMPLE_FILE).write_text(json.dumps(sample, ensure_ascii=False), encoding="utf-8")

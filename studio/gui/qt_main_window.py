@@ -229,7 +229,9 @@ class MainWindow(QMainWindow):
             return
         settings().setValue("export_dir", parent)
         target = Path(parent) / export_folder_name(run.model.name, recipe, run.run_id)
-        force = target.is_dir() and any(target.iterdir())
+        from studio.deploy.export import occupied
+
+        force = occupied(target)
         if force:
             answer = QMessageBox.question(
                 self,
