@@ -49,7 +49,7 @@ from studio.core.results import RunResult  # noqa: E402
 
 def studio_run(timing: TimingPlan) -> tuple[RunResult, Any]:
     """All CPU recipes (and the unfused static trap) through the run engine: one worker per recipe."""
-    recipes = [r for r in builtin_recipes() if r.device == "cpu"]
+    recipes = [r for r in builtin_recipes("text-classification") if r.device == "cpu"]
     trap = parse_recipe(
         {
             **next(r for r in recipes if r.name == "ort-int8-static-minmax").model_dump(),

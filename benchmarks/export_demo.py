@@ -32,7 +32,7 @@ def cpu_recipes() -> list[str]:
     """Every built-in CPU recipe."""
     from studio.core.recipe import builtin_recipes
 
-    return [recipe.name for recipe in builtin_recipes() if recipe.device == "cpu"]
+    return [recipe.name for recipe in builtin_recipes("text-classification") if recipe.device == "cpu"]
 
 
 def qstudio(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tests.fakes.nvml import FakeNvml
 from tests.fakes.tiny import build_tiny, tiny_texts, write_csv
+from tests.fakes.tiny_lm import build_tiny_lm, write_passages, write_prompts
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,6 +31,26 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("tiny-encoder"), classifier=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_passages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_passages(tmp_path_factory.mktemp("lm-data") / "passages.txt")
+
+
+@pytest.fixture(scope="session")
+def tiny_prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_prompts(tmp_path_factory.mktemp("lm-prompts") / "prompts.txt")
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def exported_fp32(ctx: BuildContext) -> Path:
         model.export_onnx(folder / MODEL_FILE)
 
     folder, _ = ctx.cache.get_or_build(
-        ctx.cache.key(model=model.info.content_hash, step="export", opset=17),
+        ctx.cache.key(model=model.info.content_hash, step="export", opset=17, with_past=model.is_causal_lm),
         build,
         step="export",
         model=model.info.name,
@@ -45,6 +45,11 @@ def source_graph(ctx: BuildContext) -> Path:
     """The FP32 graph a recipe quantizes: fused when `optimize_graph` is set and fusion applies."""
     exported = exported_fp32(ctx)
     if not ctx.recipe.optimize_graph:
+        return exported
+    if ctx.model.is_causal_lm:  # the offline fuser's model types are encoders; ORT fuses at load time
+        ctx.notes.append(
+            "graph fusion skipped: offline fusion is for encoders; the LLM graph is used as exported"
+        )
         return exported
     use_gpu = ctx.recipe.device == "cuda"
 
@@ -88,7 +93,28 @@ def quantized_artifact(ctx: BuildContext, step: str, write: Any) -> Artifact:
 
 
 def copy_model(source: Path, target: Path) -> None:
+    """The graph and any external-data file beside it (exports over 2 GB keep their weights apart)."""
     shutil.copyfile(source, target)
+    for data in source.parent.glob(source.name + "_data"):
+        shutil.copyfile(data, target.parent / data.name)
+
+
+def save_graph(model: Any, target: Path) -> None:
+    """Save an onnx ModelProto, weights in an external file when they would pass protobuf's 2 GB limit."""
+    import onnx
+
+    large = model.ByteSize() > 2**31 - 2**26 if hasattr(model, "ByteSize") else False
+    onnx.save_model(
+        model, str(target), save_as_external_data=large, location=target.name + "_data" if large else None
+    )
+
+
+def lm_head_nodes(path: Path) -> list[str]:
+    """Names of the nodes that compute a causal LM's output projection (left in float by default)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [node.name for node in graph.node if "lm_head" in node.name and node.op_type in ("MatMul", "Gemm")]
 
 
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
@@ -156,11 +182,21 @@ class OrtPredictor:
         return result
 
 
-def load_predictor(ctx: BuildContext, artifact: Artifact) -> OrtPredictor:
+def load_predictor(ctx: BuildContext, artifact: Artifact) -> Any:
+    """An OrtPredictor, or for a causal LM the KV-cache runner (`ort_lm.OrtCausalLM`)."""
     assert artifact.path is not None
-    return OrtPredictor(
-        open_session(artifact.path, ctx.recipe.device, ctx.recipe.threads), ctx.model.info.output_name
-    )
+    session = open_session(artifact.path, ctx.recipe.device, ctx.recipe.threads)
+    if ctx.model.is_causal_lm:
+        from studio.backends.ort_lm import OrtCausalLM
+
+        try:
+            return OrtCausalLM(session)
+        except ValueError as error:
+            raise StudioError(
+                f"{artifact.path.name} cannot be run as a causal LM ({error})",
+                "export it with optimum's text-generation-with-past task",
+            ) from None
+    return OrtPredictor(session, ctx.model.info.output_name)
 
 
 def op_types(path: Path) -> set[str]:

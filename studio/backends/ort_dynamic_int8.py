@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.backends.base import Artifact, BuildContext, Predictor
-from studio.backends.onnx_graphs import load_predictor, op_types, quantized_artifact
+from studio.backends.onnx_graphs import lm_head_nodes, load_predictor, op_types, quantized_artifact
 
 # Operators ORT's dynamic quantizer knows; the recipe's exclude_ops are taken out of this set.
 DYNAMIC_OPS = ("MatMul", "Attention", "Gather", "LSTM", "EmbedLayerNormalization", "Conv")
@@ -20,13 +20,17 @@ class OrtDynamicInt8:
             ctx.report("quantize (dynamic INT8)", 0, 1)
             present = op_types(source)
             ops = [op for op in DYNAMIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
+            excluded = list(ctx.recipe.exclude_nodes)
+            if ctx.model.is_causal_lm and not ctx.recipe.quantize_lm_head:
+                excluded += lm_head_nodes(source)
             quantize_dynamic(
                 source,
                 target,
                 op_types_to_quantize=ops,
                 per_channel=ctx.recipe.per_channel,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(ctx.recipe.exclude_nodes),
+                nodes_to_exclude=excluded,
+                use_external_data_format=source.stat().st_size > 2**31 - 2**26,
                 # Fused graphs carry com.microsoft ops whose outputs have no type info without this.
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from studio.core.errors import StudioError
-from studio.core.types import Device, Mode, Precision
+from studio.core.types import Device, Mode, Precision, Task
 
 if TYPE_CHECKING:
     from studio.backends.base import Backend
 
 log = logging.getLogger(__name__)
+ALL_TASKS: tuple[Task, ...] = ("text-classification", "feature-extraction", "text-generation")
+TEXT_TASKS: tuple[Task, ...] = ("text-classification", "feature-extraction")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class BackendSpec:
     modes: tuple[Mode, ...]
     needs_torch_model: bool = False
     ort_provider: str = "CUDAExecutionProvider"  # what an ONNX Runtime backend needs on a GPU
+    tasks: tuple[Task, ...] = ALL_TASKS  # the model kinds it can run
 
     def load(self) -> Backend:
         module_name, _, class_name = self.target.partition(":")
@@ -66,6 +69,26 @@ _BUILTIN = (
         needs_torch_model=True,
     ),
     BackendSpec(
+        "torch-bf16",
+        "PyTorch BF16 on the CPU",
+        "studio.backends.torch_bf16:TorchBf16",
+        "torch",
+        ("cpu",),
+        ("bf16",),
+        ("none",),
+        needs_torch_model=True,
+    ),
+    BackendSpec(
+        "torch-int8-weight-only",
+        "PyTorch INT8 weight-only (torchao)",
+        "studio.backends.torch_weight_only_int8:TorchWeightOnlyInt8",
+        "torchao",
+        ("cpu",),
+        ("int8",),
+        ("weight-only",),
+        needs_torch_model=True,
+    ),
+    BackendSpec(
         "tensorrt",
         "TensorRT engine (Python API)",
         "studio.backends.tensorrt_engine:TensorRTEngine",
@@ -73,6 +96,7 @@ _BUILTIN = (
         ("cuda",),
         ("fp16", "int8", "fp8"),
         ("none", "static"),
+        tasks=TEXT_TASKS,
     ),
     BackendSpec(
         "ort-tensorrt",
@@ -83,6 +107,7 @@ _BUILTIN = (
         ("fp32", "fp16", "int8"),
         ("none", "static"),
         ort_provider="TensorrtExecutionProvider",
+        tasks=TEXT_TASKS,
     ),
     BackendSpec(
         "bitsandbytes",
@@ -130,6 +155,7 @@ _BUILTIN = (
         ("cpu", "cuda"),
         ("int8",),
         ("static",),
+        tasks=TEXT_TASKS,
     ),
     BackendSpec(
         "ort-int4",

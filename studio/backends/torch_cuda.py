@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.backends.base import Artifact, BuildContext, Predictor
-from studio.backends.torch_runtime import TorchPredictor
+from studio.backends.torch_runtime import torch_predictor
 from studio.core.errors import StudioError
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -38,6 +38,4 @@ class TorchCuda:
         ctx.report("load model on the GPU", 0, 1)
         dtype = getattr(torch, DTYPES[ctx.precision])
         module = ctx.model.torch_module().to(device=device, dtype=dtype)
-        return TorchPredictor(
-            module, ctx.model.info.input_names, ctx.model.info.output_name, ctx.recipe.threads, str(device)
-        )
+        return torch_predictor(ctx, module, str(device))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from studio.backends.base import Artifact, BuildContext, Predictor
-from studio.backends.torch_runtime import TorchPredictor
+from studio.backends.torch_runtime import torch_predictor
 
 
 class TorchFp32:
@@ -14,6 +14,4 @@ class TorchFp32:
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         ctx.report("load model", 0, 1)
         module = ctx.model.torch_module()
-        return TorchPredictor(
-            module, ctx.model.info.input_names, ctx.model.info.output_name, ctx.recipe.threads
-        )
+        return torch_predictor(ctx, module)

@@ -111,14 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="a model's card: architecture, parameters, labels, size")
     info.add_argument(
-        "model", nargs="?", default="demo", help="'demo', a Hugging Face folder or an .onnx file"
+        "model",
+        nargs="?",
+        default="demo",
+        help="'demo', 'demo-llm', a Hugging Face folder, an .onnx or a .gguf file",
     )
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
 
     run = commands.add_parser("run", help="quantize with recipes and compare them against FP32")
     run.add_argument(
-        "--model", default="demo", help="'demo' (default), a Hugging Face folder or an .onnx file"
+        "--model",
+        default="demo",
+        help="'demo' (default), 'demo-llm', a Hugging Face folder, an .onnx or a .gguf file",
     )
     run.add_argument(
         "--recipe",
@@ -127,7 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeat for several; default: all that run here",
     )
     run.add_argument(
-        "--eval", metavar="FILE", help="labelled texts (.csv/.jsonl); default: the demo's evaluation set"
+        "--eval",
+        metavar="FILE",
+        help="labelled texts (.csv/.jsonl); for a causal LM a .txt of passages (blank-line separated) or a "
+        "text column; default: the demo's evaluation set",
+    )
+    run.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="causal LMs: one prompt per line for the side-by-side top-k and continuations "
+        "(default: the first sentences of the --eval passages)",
     )
     run.add_argument("--text-column", default="text")
     run.add_argument("--label-column", default="label", help="'' for none: fidelity to FP32 only")
@@ -142,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=5)
     run.add_argument("--iterations", type=int, default=20, help="minimum timed calls per recipe")
     run.add_argument("--seconds", type=float, default=2.0, help="minimum timing seconds per recipe")
+    run.add_argument("--new-tokens", type=int, default=32, help="causal LMs: greedy continuation length")
+    run.add_argument(
+        "--decode-tokens", type=int, default=128, help="causal LMs: tokens per timed decode round"
+    )
+    run.add_argument("--decode-rounds", type=int, default=3, help="causal LMs: timed decode rounds")
+    run.add_argument("--prompt-limit", type=int, default=0, help="causal LMs: use only the first N prompts")
     rerun = commands.add_parser("rerun", help="repeat a recorded run (same model, recipes, data, settings)")
     rerun.add_argument("run", type=int)
     for command in (run, rerun):

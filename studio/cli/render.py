@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from studio.core.capability import Availability
 from studio.core.hardware import HardwareInfo
+from studio.core.kinds import kind_of
+from studio.core.kinds.causal_lm import lm_card_rows, split_at_token
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe
 from studio.core.results import RecipeResult, RunResult
@@ -76,48 +79,32 @@ def show_model(console: Console, info: ModelInfo) -> None:
     console.print(f"  task          {info.task}")
     console.print(f"  parameters    {info.parameters / 1e6:.1f} M")
     console.print(f"  size on disk  {human_bytes(info.size_bytes)}")
+    if info.task == "text-generation":
+        for label, value in lm_card_rows(info):
+            console.print(f"  {label:<13} {value}")
+        for note in info.notes:
+            console.print(f"  [dim]{note}[/dim]")
+        return
     labels = ", ".join(info.labels[:8]) + (" ..." if len(info.labels) > 8 else "")
     console.print(f"  labels        {len(info.labels)}{': ' + labels if info.labels else ''}")
 
 
 def show_results(console: Console, run: RunResult) -> None:
-    table = Table(title=f"{run.model.name} — {run.evaluation.count} evaluation inputs", title_justify="left")
-    columns = (
-        "recipe",
-        "precision",
-        "p50 ms",
-        "p99 ms",
-        "speed-up",
-        "inputs/s",
-        "size",
-        "peak RSS",
-        "accuracy",
-        "agree",
-        "KL",
-        "cosine",
-        "max |Δ|",
-        "status",
+    kind = kind_of(run.model.task)
+    count = (
+        f"{run.evaluation.count} evaluation passages, {len(run.inputs)} prompts"
+        if run.model.task == "text-generation"
+        else f"{run.evaluation.count} evaluation inputs"
     )
+    table = Table(title=f"{run.model.name} — {count}", title_justify="left", box=box.SIMPLE_HEAD)
+    columns = kind.columns()
+    table.add_column("recipe", justify="left", no_wrap=True)
     for column in columns:
-        table.add_column(column, justify="left" if column in ("recipe", "precision", "status") else "right")
+        table.add_column(column.header, justify="left" if column.left else "right")
+    table.add_column("status", justify="left")
     for r in run.results:
-        status = _status(r)
-        table.add_row(
-            r.recipe + (" (ref)" if r.reference else ""),
-            r.precision,
-            _num(r.latency_ms.p50 if r.latency_ms else None, ".2f"),
-            _num(r.latency_ms.p99 if r.latency_ms else None, ".2f"),
-            _num(r.speedup_vs_reference, ".2f") + ("x" if r.speedup_vs_reference else ""),
-            _num(r.throughput, ".1f"),
-            human_bytes(r.size_bytes),
-            human_bytes(r.peak_rss_bytes),
-            _pct(r.accuracy),
-            _pct(r.top1_agreement),
-            _num(r.kl, ".4f"),
-            _num(r.cosine, ".4f"),
-            _num(r.max_abs_diff, ".3f"),
-            status,
-        )
+        cells = [column.cell(r) if r.ok else "-" for column in columns]
+        table.add_row(r.recipe + (" (ref)" if r.reference else ""), *cells, _status(r))
     console.print(table)
     for r in run.results:
         for flag in r.flags:
@@ -138,11 +125,15 @@ def _status(r: RecipeResult) -> Text:
 
 
 def show_topk(console: Console, run: RunResult, indices: list[int], k: int = 3) -> None:
-    """Top-k of a few inputs, one column per backend; a top-1 that differs from FP32 is marked."""
+    """Top-k of a few inputs, one column per backend; a top-1 that differs from FP32 is marked.
+    For a causal LM each prompt also gets every backend's continuation, cut where it departs from FP32."""
     ok = [r for r in run.results if r.ok and r.topk]
     if not ok:
         return
     reference = run.reference
+    if run.model.task == "text-generation":
+        show_continuations(console, run, ok, indices, k)
+        return
     for index in indices:
         item = run.inputs[index]
         gold = f"  (label: {item.gold})" if item.gold else ""
@@ -158,3 +149,34 @@ def show_topk(console: Console, run: RunResult, indices: list[int], k: int = 3) 
                 cells.append(Text(f"{label} {probability:.2f}", style=style))
             table.add_row(*cells)
         console.print(table)
+
+
+def show_continuations(
+    console: Console, run: RunResult, ok: list[RecipeResult], indices: list[int], k: int
+) -> None:
+    reference = run.reference
+    for index in indices:
+        table = Table(title=f"prompt #{index}: {run.inputs[index].text!r}", title_justify="left")
+        table.add_column("recipe")
+        table.add_column(f"next-token top-{k}")
+        table.add_column("greedy continuation (red from the first token that departs from FP32)")
+        ref_top = reference.topk[index][0][0] if reference and reference.topk else None
+        for r in ok:
+            top = Text()
+            for rank, (token, probability) in enumerate(r.topk[index][:k]):
+                style = "bold red" if rank == 0 and ref_top is not None and token != ref_top else ""
+                top.append(f"{token} {probability:.2f}  ", style=style)
+            table.add_row(r.recipe, top, continuation_text(r, index))
+        console.print(table)
+
+
+def continuation_text(r: RecipeResult, index: int) -> Text:
+    """The continuation, with the part from the first departure from FP32 in red."""
+    if index >= len(r.continuations):
+        return Text("-")
+    text = r.continuations[index]
+    departure = r.first_departure[index] if index < len(r.first_departure) else None
+    if departure is None or r.reference:
+        return Text(text)
+    kept = split_at_token(r, index, departure)
+    return Text(text[:kept]) + Text(text[kept:], style="bold red")

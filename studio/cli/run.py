@@ -17,6 +17,7 @@ from studio.core.dataset import TextSet
 from studio.core.errors import StudioError
 from studio.core.events import Event
 from studio.core.measure import TimingPlan
+from studio.core.model import DEMOS
 from studio.core.recipe import Recipe
 from studio.core.results import RunResult
 
@@ -78,7 +79,8 @@ def execute(request: dict[str, Any], recipes: list[Recipe], args: argparse.Names
     from studio.core.model import open_model
 
     err = Console(stderr=True, highlight=False)
-    open_model(request["model"])  # a bad model path fails before the data is read
+    model = open_model(request["model"])  # a bad model path fails before the data is read
+    request.setdefault("task", model.info.task)
     names = [r.name for r in recipes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -161,20 +163,30 @@ def report_outcome(run: RunResult, args: argparse.Namespace, err: Console) -> in
 def cmd_run(args: argparse.Namespace) -> int:
     from studio.core.capability import assess
     from studio.core.hardware import probe
+    from studio.core.model import open_model
     from studio.core.recipe import builtin_recipes, resolve_recipe
 
+    model = open_model(args.model)
     if args.recipe:
         recipes = [resolve_recipe(ref) for ref in args.recipe]
-    else:  # by default every built-in recipe this machine can run
+    else:  # by default every built-in recipe for this kind of model that this machine can run
         hardware = probe()
-        recipes = [r for r in builtin_recipes() if assess(r, hardware).available]
+        recipes = [r for r in builtin_recipes(model.info.task) if assess(r, hardware, model.info).available]
     settings = RunSettings(
         agreement_threshold=args.threshold,
         top_k=args.top_k,
         timing=TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds),
+        new_tokens=args.new_tokens,
+        decode_tokens=args.decode_tokens,
+        decode_rounds=args.decode_rounds,
+        prompt_limit=args.prompt_limit,
     )
     request = {
-        "model": args.model if args.model == "demo" else str(Path(args.model).expanduser().resolve()),
+        "model": model.info.ref
+        if model.info.source in DEMOS
+        else str(Path(args.model).expanduser().resolve()),
+        "task": model.info.task,
+        "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
         "recipes": [r.to_toml() for r in recipes],
         "eval": str(Path(args.eval).resolve()) if args.eval else None,
         "text_column": args.text_column,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.backends.registry import get_spec
+from studio.backends.registry import BackendSpec, get_spec
 from studio.core.hardware import HardwareInfo
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe
@@ -68,6 +68,10 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
     def no(reason: str) -> Availability:
         return Availability(recipe.name, False, reason, recipe.precision)
 
+    if model is not None:
+        refusal = _model_refusal(recipe, spec, hardware, model)
+        if refusal:
+            return no(refusal)
     if recipe.device == "cuda" and not hardware.gpus:
         return no(f"needs an NVIDIA GPU; none found ({hardware.gpu_status.removeprefix('not available: ')})")
     if not hardware.has_runtime(spec.runtime):
@@ -107,6 +111,42 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
                 f"{gpu.memory_free_bytes / 2**30:.1f} GiB free; close other GPU programs or pick a smaller model"
             )
     return Availability(recipe.name, True, precision=recipe.precision)
+
+
+KIND_NAMES = {
+    "text-classification": "text classifiers",
+    "feature-extraction": "encoders",
+    "text-generation": "causal language models",
+}
+CPU_OVERHEAD_BYTES = 512 * 2**20
+
+
+def cpu_memory_needed(parameters: int) -> int:
+    """FP32 weights twice (loaded, and the copy a quantizer or exporter makes) plus the runtime."""
+    return int(parameters * 8 + CPU_OVERHEAD_BYTES)
+
+
+def _model_refusal(recipe: Recipe, spec: BackendSpec, hardware: HardwareInfo, model: ModelInfo) -> str:
+    """Why `recipe` cannot run on `model` whatever the machine (kind, context length), or on this RAM."""
+    kind = KIND_NAMES.get(model.task, model.task)
+    if model.task not in spec.tasks:
+        return f"{spec.title} does not run {kind}; pick another backend"
+    if not recipe.suits(model.task):
+        meant = " and ".join(KIND_NAMES.get(t, t) for t in recipe.tasks)
+        return f"written for {meant}, and {model.name} is one of the {kind}"
+    if model.task == "text-generation" and model.context_length and recipe.seq_len > model.context_length:
+        return (
+            f"seq_len {recipe.seq_len} is above {model.name}'s context length of {model.context_length} tokens; "
+            f"set seq_len <= {model.context_length}"
+        )
+    available = hardware.cpu.memory_available_bytes
+    need = cpu_memory_needed(model.parameters)
+    if recipe.device == "cpu" and available and need > available:
+        return (
+            f"not enough free memory: {model.name} needs about {need / 2**30:.1f} GiB, this machine has "
+            f"{available / 2**30:.1f} GiB available; close other programs or pick a smaller model"
+        )
+    return ""
 
 
 def capability_matrix(recipes: list[Recipe], hardware: HardwareInfo) -> list[Availability]:

@@ -13,38 +13,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 import studio
-from studio.backends.base import Artifact, BuildContext, Predictor
+from studio.backends.base import Artifact, BuildContext
 from studio.backends.registry import BackendSpec, get_spec
 from studio.core.cache import ArtifactCache, library_versions
 from studio.core.capability import assess
-from studio.core.dataset import TextSet, label_indices
+from studio.core.dataset import TextSet
 from studio.core.errors import Cancelled, StudioError
 from studio.core.events import Event, Listener, ignore
 from studio.core.hardware import HardwareInfo
-from studio.core.inputs import Feeds, encode, length_buckets
-from studio.core.measure import PeakRss, TimingPlan, accuracy, fidelity, latency_summary, time_calls, top_k
+from studio.core.kinds import Measurer, kind_of
+from studio.core.kinds.base import Timing
+from studio.core.measure import PeakRss
 from studio.core.model import Model, ModelInfo
 from studio.core.recipe import Recipe
-from studio.core.results import EvalInfo, Latency, RecipeResult, RunInput, RunResult, diagnose
+from studio.core.results import EvalInfo, RecipeResult, RunResult
+from studio.core.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
 Shape = tuple[int, int, int]  # batch size, sequence length, threads
-Timing = tuple[dict[str, float], float]  # latency percentiles (ms), throughput (inputs/s)
-
-
-class RunSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    agreement_threshold: float = Field(0.90, ge=0.0, le=1.0)
-    top_k: int = Field(5, ge=1, le=50)
-    timing: TimingPlan = Field(default_factory=TimingPlan)
-    eval_batch_size: int = Field(16, ge=1)
 
 
 def shape_of(recipe: Recipe) -> Shape:
@@ -53,6 +43,15 @@ def shape_of(recipe: Recipe) -> Shape:
 
 def reference_recipe(model: ModelInfo) -> Recipe:
     """Torch FP32 for a PyTorch model; for an ONNX file, ONNX Runtime FP32 on the graph exactly as given."""
+    if model.task == "text-generation":
+        return Recipe(
+            name="llm-torch-fp32",
+            description="PyTorch FP32 (reference; a GGUF file's weights dequantized)",
+            backend="torch-fp32",
+            precision="fp32",
+            seq_len=256,
+            tasks=("text-generation",),
+        )
     if model.source != "onnx":
         return Recipe(
             name="torch-fp32", description="PyTorch FP32 (reference)", backend="torch-fp32", precision="fp32"
@@ -109,7 +108,11 @@ def describe_failure(error: BaseException) -> str:
 
 
 class RecipeRunner:
-    """Runs recipes on one model and data set; holds the reference's outputs and timings per shape."""
+    """Runs recipes on one model and data set; holds the reference's outputs and timings per shape.
+
+    What evaluating and timing mean comes from the model's kind (`studio.core.kinds`); this class only
+    strings the steps together, reports them and keeps what the reference leaves for the others.
+    """
 
     def __init__(
         self,
@@ -128,10 +131,13 @@ class RecipeRunner:
         self.settings = settings
         self.emit = listener
         self.cancel = cancel or threading.Event()
-        self.gold = label_indices(data, model.info.labels)  # refuse mismatched labels before any work
-        self.classification = model.info.task == "text-classification"
-        self.reference_outputs: np.ndarray | None = None
-        self.reference_predictor: Predictor | None = None
+        self.kind = kind_of(model.info.task)
+        # Builds the kind's view of the data now: mismatched labels are refused before any work.
+        self.measurer: Measurer = self.kind.measurer(
+            model, data, settings, self.reporter(""), self.check_cancel
+        )
+        self.reference_outputs: Any = None
+        self.reference_predictor: Any = None
         self.reference_timings: dict[Shape, Timing] = {}
 
     def check_cancel(self) -> None:
@@ -145,53 +151,21 @@ class RecipeRunner:
 
         return report
 
-    # -- measuring ------------------------------------------------------------------------------------
-    def evaluate(self, predictor: Predictor, recipe: Recipe) -> np.ndarray:
-        """Outputs for every evaluation text, in the file's order, batched by length."""
-        tokenizer = self.model.tokenizer
-        names = self.model.info.input_names
-        outputs: list[np.ndarray | None] = [None] * len(self.data)
-        done = 0
-        for batch in length_buckets(
-            tokenizer, self.data.texts, self.settings.eval_batch_size, recipe.seq_len
-        ):
-            self.check_cancel()
-            feeds = encode(tokenizer, [self.data.texts[i] for i in batch], names, recipe.seq_len)
-            processed = self.model.postprocess(predictor(feeds), feeds["attention_mask"])
-            for row, index in enumerate(batch):
-                outputs[index] = processed[row]
-            done += len(batch)
-            self.emit(
-                Event(kind="progress", recipe=recipe.name, stage="evaluate", done=done, total=len(self.data))
-            )
-        return np.stack([o for o in outputs if o is not None])
+    def time_predictor(self, predictor: Any, recipe: Recipe, name: str) -> Timing:
+        self.measurer.report = self.reporter(name)
+        return self.measurer.time(predictor, recipe, name)
 
-    def timing_feeds(self, shape: Shape) -> Feeds:
-        batch, seq_len, _ = shape
-        texts = [self.data.texts[i % len(self.data)] for i in range(batch)]
-        return encode(self.model.tokenizer, texts, self.model.info.input_names, seq_len, pad_to_max=True)
-
-    def time_predictor(self, predictor: Predictor, name: str, shape: Shape) -> Timing:
-        report = self.reporter(name)
-        seconds = time_calls(
-            predictor,
-            self.timing_feeds(shape),
-            self.settings.timing,
-            self.check_cancel,
-            lambda done, total: report("time", done, total),
-        )
-        return latency_summary(seconds, shape[0])
-
-    def reference_timing(self, shape: Shape) -> Timing | None:
-        """The reference's latency at `shape`, measured once (when the reference is loaded here)."""
+    def reference_timing(self, recipe: Recipe) -> Timing | None:
+        """The reference's timing at `recipe`'s shape, measured once (when the reference is loaded here)."""
+        shape = shape_of(recipe)
         if shape not in self.reference_timings and self.reference_predictor is not None:
-            self.reference_timings[shape] = self.time_predictor(self.reference_predictor, "reference", shape)
+            self.reference_timings[shape] = self.time_predictor(self.reference_predictor, recipe, "reference")
         return self.reference_timings.get(shape)
 
     # -- one recipe -----------------------------------------------------------------------------------
     def run_recipe(
         self, recipe: Recipe, hardware: HardwareInfo, is_reference: bool = False
-    ) -> tuple[RecipeResult, np.ndarray | None]:
+    ) -> tuple[RecipeResult, Any]:
         """Measure `recipe`; returns its result and its outputs (None when it did not run)."""
         availability = assess(recipe, hardware, self.model.info)
         base = bare_result(recipe, "ok", "").model_copy(
@@ -232,9 +206,10 @@ class RecipeRunner:
         base: RecipeResult,
         notes: list[str],
         is_reference: bool,
-    ) -> tuple[RecipeResult, np.ndarray | None]:
+    ) -> tuple[RecipeResult, Any]:
         backend = spec.load()
         seconds: dict[str, float] = {}
+        self.measurer.report = self.reporter(recipe.name)
         with PeakRss() as rss:
             self.emit(Event(kind="stage", recipe=recipe.name, stage="prepare"))
             with _timed(seconds, "prepare"):
@@ -254,58 +229,49 @@ class RecipeRunner:
                 predictor = backend.load(ctx, artifact)
             self.emit(Event(kind="stage", recipe=recipe.name, stage="evaluate"))
             with _timed(seconds, "evaluate"):
-                outputs = self.evaluate(predictor, recipe)
+                evaluation = self.measurer.evaluate(
+                    predictor, recipe, None if is_reference else self.reference_outputs
+                )
             self.emit(
                 Event(
                     kind="measurement",
                     recipe=recipe.name,
                     stage="evaluate",
-                    data={"inputs": len(outputs), "seconds": seconds["evaluate"]},
+                    data={"inputs": len(self.data), "seconds": seconds["evaluate"]},
                 )
             )
             self.emit(Event(kind="stage", recipe=recipe.name, stage="time"))
             with _timed(seconds, "time"):
-                latency, throughput = self.time_predictor(predictor, recipe.name, shape_of(recipe))
+                timing = self.time_predictor(predictor, recipe, recipe.name)
         self.emit(
             Event(
                 kind="measurement",
                 recipe=recipe.name,
                 stage="time",
-                data={"latency_ms": latency, "throughput": throughput, "peak_rss_bytes": rss.peak},
+                data={**timing, "peak_rss_bytes": rss.peak},
             )
         )
-        if not np.isfinite(outputs).all():
-            notes.append("non-finite outputs")
+        notes.extend(evaluation.notes)
         if is_reference:
-            self.reference_outputs = outputs
+            self.reference_outputs = evaluation.outputs
             self.reference_predictor = predictor
-            self.reference_timings[shape_of(recipe)] = (latency, throughput)
-        reference_outputs = self.reference_outputs if self.reference_outputs is not None else outputs
-        fid = fidelity(reference_outputs, outputs, self.classification)
-        ref_timing = self.reference_timing(shape_of(recipe))
-        result = base.model_copy(
-            update={
+            self.reference_timings[shape_of(recipe)] = timing
+        speed = self.measurer.speed_fields(timing, self.reference_timing(recipe))
+        parameters = self.model.info.parameters
+        result = RecipeResult.model_validate(
+            {
+                **base.model_dump(),
+                **evaluation.fields,
+                **speed,
                 "from_cache": artifact.from_cache,
                 "notes": notes,
-                "latency_ms": Latency(**latency),
-                "throughput": throughput,
                 "size_bytes": artifact.size_bytes,
+                "bytes_per_parameter": artifact.size_bytes / parameters if parameters else None,
                 "peak_rss_bytes": rss.peak,
-                "accuracy": accuracy(outputs, self.gold)
-                if self.gold is not None and self.classification
-                else None,
-                "top1_agreement": fid.top1_agreement,
-                "kl": fid.kl,
-                "cosine": fid.cosine,
-                "max_abs_diff": fid.max_abs_diff,
-                "speedup_vs_reference": ref_timing[0]["p50"] / latency["p50"] if ref_timing else None,
-                "topk": top_k(outputs, self.model.info.labels, self.settings.top_k)
-                if self.classification
-                else [],
                 "seconds": seconds,
             }
         )
-        return result, outputs
+        return result, evaluation.outputs
 
 
 @contextmanager
@@ -332,28 +298,28 @@ def run_header(
             labelled=data.labels is not None and bool(model.info.labels),
             calibration_source=calibration.source,
             calibration_count=len(calibration),
+            prompts_source=data.prompts_source
+            or ("first sentences of the evaluation passages" if model.is_causal_lm else ""),
         ),
         agreement_threshold=settings.agreement_threshold,
-        inputs=[
-            RunInput(text=text, gold=data.labels[i] if data.labels is not None else None)
-            for i, text in enumerate(data.texts)
-        ],
+        inputs=kind_of(model.info.task).run_inputs(data),
         results=[],
     )
 
 
 def finalise(result: RecipeResult, run: RunResult, settings: RunSettings) -> RecipeResult:
-    """Attach the flags that compare a result with the reference (the run's first result)."""
+    """Attach what compares a result with the reference (the run's first result): flags, ΔPPL."""
     reference = run.results[0] if run.results else result
-    result.flags = diagnose(result, reference, settings.agreement_threshold, len(run.model.labels))
+    if result.perplexity is not None and reference.perplexity is not None:
+        result.perplexity_delta = result.perplexity - reference.perplexity
+    result.flags = kind_of(run.model.task).flags(
+        result, reference, settings.agreement_threshold, len(run.model.labels)
+    )
     return result
 
 
-def check_data(data: TextSet) -> None:
-    if not data.texts:
-        raise StudioError(
-            f"no evaluation texts in {data.source}", "pass an --eval file with at least one text"
-        )
+def check_data(data: TextSet, model: ModelInfo | None = None) -> None:
+    kind_of(model.task if model is not None else "text-classification").check_data(data)
 
 
 def compare(
@@ -370,7 +336,7 @@ def compare(
 ) -> RunResult:
     """Run the reference and then every recipe in this process; a failing recipe is reported, the rest go on."""
     settings = settings or RunSettings()
-    check_data(data)
+    check_data(data, model.info)
     runner = RecipeRunner(model, data, calibration, cache, settings, listener, cancel)
     run = run_header(model, data, calibration, hardware, settings)
     queue = plan_queue(model.info, recipes)

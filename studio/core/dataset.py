@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,27 @@ from studio.core.errors import StudioError
 
 @dataclass(frozen=True)
 class TextSet:
-    """Texts with their gold labels (None where the file has no labels)."""
+    """Texts with their gold labels (None where the file has no labels).
+
+    For a causal language model the texts are passages (perplexity and fidelity run over them) and
+    `prompts` are what the side-by-side tables show; None means "the passages' first sentences".
+    """
 
     texts: list[str]
     labels: list[str] | None
     source: str
+    prompts: list[str] | None = None
+    prompts_source: str = ""
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: list[int], source: str) -> TextSet:
         labels = [self.labels[i] for i in indices] if self.labels is not None else None
-        return TextSet([self.texts[i] for i in indices], labels, source)
+        return TextSet([self.texts[i] for i in indices], labels, source, self.prompts, self.prompts_source)
+
+    def with_prompts(self, prompts: list[str] | None, source: str) -> TextSet:
+        return TextSet(self.texts, self.labels, self.source, prompts, source)
 
 
 def _read_rows(path: Path) -> list[dict[str, object]]:
@@ -53,14 +63,38 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
         with path.open(encoding="utf-8", newline="") as handle:
             dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
             return list(csv.DictReader(handle, dialect=dialect))
-    raise StudioError(f"{path.name}: unknown data format '{path.suffix}'", "use a .csv, .tsv or .jsonl file")
+    raise StudioError(
+        f"{path.name}: unknown data format '{path.suffix}'", "use a .csv, .tsv, .jsonl or .txt file"
+    )
+
+
+def read_passages(path: Path) -> list[str]:
+    """A .txt file's passages: paragraphs separated by blank lines, each joined into one line."""
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", text) if block.strip()]
+
+
+def load_prompts(path: str | Path) -> list[str]:
+    """One prompt per line; blank lines are skipped."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise StudioError(f"prompt file not found: {path}", "pass a text file with one prompt per line")
+    prompts = [line.rstrip("\r") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise StudioError(f"{path.name} has no prompts", "write one prompt per line")
+    return prompts
 
 
 def load_texts(path: str | Path, text_column: str = "text", label_column: str | None = "label") -> TextSet:
-    """Read texts (and labels, when the column exists) from a CSV/TSV/JSONL file."""
+    """Read texts (and labels, when the column exists) from a CSV/TSV/JSONL file, or a .txt file's passages."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise StudioError(f"data file not found: {path}", "pass a .csv or .jsonl file with a text column")
+        raise StudioError(f"data file not found: {path}", "pass a .csv, .jsonl or .txt file of texts")
+    if path.suffix.lower() == ".txt":
+        passages = read_passages(path)
+        if not passages:
+            raise StudioError(f"{path.name} has no text", "write passages separated by blank lines")
+        return TextSet(passages, None, str(path))
     rows = _read_rows(path)
     if not rows:
         raise StudioError(f"{path.name} has no rows", "add at least one text")
@@ -131,8 +165,11 @@ def request_data(
     """Evaluation and calibration texts as a run's request names them (the demo's own by default).
 
     The CLI, re-runs and exports of recorded runs all read a request this way, so a static recipe is
-    calibrated on the same texts every time.
+    calibrated on the same texts every time. A causal LM (`task` "text-generation") defaults to the
+    language-model demo's passages and prompts instead of the intent set.
     """
+    if request.get("task") == "text-generation":
+        return _language_data(request, say)
     from studio.core import demo
 
     label_column = request.get("label_column") or None
@@ -152,4 +189,28 @@ def request_data(
     else:
         data, calibration = split_for_calibration(data)
         say(f"no calibration file: {len(calibration)} texts of the evaluation file are held out for it")
+    return data, calibration
+
+
+def _language_data(request: dict[str, Any], say: Callable[[str], None]) -> tuple[TextSet, TextSet]:
+    from studio.core.paths import resources_dir
+
+    demo_folder = resources_dir() / "demo"
+    if request.get("eval"):
+        data = load_texts(request["eval"], request.get("text_column", "text"), None)
+        prompts_file = request.get("prompts")
+    else:
+        if request["model"] != "demo-llm":
+            say("no evaluation file: measuring perplexity and fidelity on the language-model demo's passages")
+        data = load_texts(demo_folder / "llm_eval.txt", "text", None)
+        prompts_file = request.get("prompts") or demo_folder / "llm_prompts.txt"
+    if prompts_file:
+        data = data.with_prompts(load_prompts(prompts_file), str(prompts_file))
+    if request.get("limit"):
+        data = data.subset(list(range(min(request["limit"], len(data)))), data.source)
+    if request.get("calibration"):
+        calibration = load_texts(request["calibration"], request.get("text_column", "text"), None)
+    else:
+        data, calibration = split_for_calibration(data)
+        say(f"no calibration file: {len(calibration)} passages of the evaluation text are held out for it")
     return data, calibration

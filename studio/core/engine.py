@@ -335,7 +335,7 @@ class RunEngine:
     ) -> RunResult:
         settings = settings or RunSettings()
         model = open_model(model_ref)  # bad input fails here, before any worker starts
-        check_data(data)
+        check_data(data, model.info)
         label_indices(data, model.info.labels)
         hardware = hardware or probe(self.nvml)
         run = run_header(model, data, calibration, hardware, settings)
@@ -412,6 +412,8 @@ class RunEngine:
             source=queue_.data.source,
             calibration_texts=queue_.calibration.texts,
             calibration_source=queue_.calibration.source,
+            prompts=queue_.data.prompts,
+            prompts_source=queue_.data.prompts_source,
             settings=queue_.settings,
             hardware=queue_.hardware,
             cache_root=str(self.cache.root),

@@ -69,6 +69,8 @@ class CpuInfo(BaseModel):
     logical_cores: int
     physical_cores: int | None
     flags: list[str]
+    memory_total_bytes: int | None = None
+    memory_available_bytes: int | None = None
 
 
 class HardwareInfo(BaseModel):
@@ -102,10 +104,13 @@ def _read_cpu() -> CpuInfo:
                 model = value.strip()
             elif key in ("flags", "Features") and not flags:
                 flags = set(value.split())
+    total = available = None
     try:
         import psutil
 
         physical = psutil.cpu_count(logical=False)
+        memory = psutil.virtual_memory()
+        total, available = int(memory.total), int(memory.available)
     except Exception:
         physical = None
     return CpuInfo(
@@ -113,6 +118,8 @@ def _read_cpu() -> CpuInfo:
         logical_cores=os.cpu_count() or 1,
         physical_cores=physical,
         flags=[flag for flag in CPU_FLAGS if flag in flags],
+        memory_total_bytes=total,
+        memory_available_bytes=available,
     )
 
 

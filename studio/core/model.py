@@ -1,7 +1,9 @@
-"""Models the studio can quantize: the packaged demo, a local Hugging Face folder, or an ONNX file.
+"""Models the studio can quantize: the packaged demos, a local Hugging Face folder, an ONNX or a GGUF file.
 
 `open_model` checks the input and reads the model card (architecture, parameters, labels, size) without
 loading weights; the torch module and the FP32 ONNX export are built only when a backend asks for them.
+A GGUF file is dequantized once into an FP32 Hugging Face folder in the artifact cache (its weights are
+the FP32 reference), so every worker of a run loads that folder instead of dequantizing again.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from studio.core.types import Task
 
 log = logging.getLogger(__name__)
 
-Source = Literal["demo", "huggingface", "onnx"]
+Source = Literal["demo", "demo-llm", "huggingface", "onnx", "gguf"]
+DEMOS = ("demo", "demo-llm")
 ONNX_OPSET = 17
+LM_ONNX_OPSET = 18  # optimum's minimum for decoder models with past key values
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 class ModelInfo(BaseModel):
@@ -43,11 +48,19 @@ class ModelInfo(BaseModel):
     content_hash: str
     input_names: list[str]
     output_name: str
+    # The card of a causal language model (None for other kinds, or where the file does not say).
+    layers: int | None = None
+    hidden_size: int | None = None
+    context_length: int | None = None
+    vocab_size: int | None = None
+    dtype: str | None = None  # on disk: float32, bfloat16, or the GGUF quantization (e.g. Q4_1)
+    chat_template: bool | None = None
+    notes: list[str] = []
 
     @property
     def ref(self) -> str:
-        """What `open_model` takes to open this model again: "demo" or its path."""
-        return "demo" if self.source == "demo" else self.path
+        """What `open_model` takes to open this model again: "demo", "demo-llm" or its path."""
+        return self.source if self.source in DEMOS else self.path
 
 
 def _quiet_transformers() -> None:
@@ -120,13 +133,26 @@ class Model:
     def has_torch(self) -> bool:
         return self.info.source != "onnx"
 
+    @property
+    def is_causal_lm(self) -> bool:
+        return self.info.task == "text-generation"
+
+    @cached_property
+    def weights_folder(self) -> Path:
+        """The Hugging Face folder transformers loads: the model's own, or a GGUF file's dequantized copy."""
+        if self.info.source in ("gguf", "demo-llm"):
+            from studio.core.gguf import dequantized_folder
+
+            return dequantized_folder(Path(self.info.path), self.info.content_hash)
+        return self.folder
+
     @cached_property
     def tokenizer(self) -> Any:
         _quiet_transformers()
         from transformers import AutoTokenizer
 
         try:
-            return AutoTokenizer.from_pretrained(self.folder)
+            return AutoTokenizer.from_pretrained(self.weights_folder)
         except (OSError, ValueError) as error:
             raise StudioError(
                 f"no usable tokenizer in {self.folder} ({str(error).splitlines()[0]})",
@@ -143,11 +169,16 @@ class Model:
             )
         if self.info.source == "demo":
             return demo.build_demo_classifier()
-        from transformers import AutoModel, AutoModelForSequenceClassification
+        from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-        loader = AutoModelForSequenceClassification if self.info.task == "text-classification" else AutoModel
+        loader = {
+            "text-classification": AutoModelForSequenceClassification,
+            "text-generation": AutoModelForCausalLM,
+        }.get(self.info.task, AutoModel)
         try:
-            model = loader.from_pretrained(self.folder)
+            import torch
+
+            model = loader.from_pretrained(self.weights_folder, dtype=torch.float32)
         except (OSError, ValueError) as error:
             raise StudioError(
                 f"cannot load the weights of {self.folder} ({str(error).splitlines()[0]})",
@@ -156,9 +187,15 @@ class Model:
         return model.eval()
 
     def export_onnx(self, output: Path) -> None:
-        """Export the FP32 model to `output` with optimum's ONNX exporter (named inputs and outputs)."""
+        """Export the FP32 model to `output` with optimum's ONNX exporter (named inputs and outputs).
+
+        A causal LM is exported with its past key values (`text-generation-with-past`), so one graph serves
+        prefill and each decode step; config, generation config and tokenizer land next to it."""
         if self.info.source == "onnx":
             raise StudioError("the model is an ONNX file already", "use it as it is")
+        if self.is_causal_lm:
+            self._export_causal_lm(output)
+            return
         from optimum.exporters.onnx import export
         from optimum.exporters.tasks import TasksManager
 
@@ -174,6 +211,30 @@ class Model:
         module = self.torch_module()
         onnx_config = constructor(module.config)
         export(module, onnx_config, output, opset=ONNX_OPSET)
+
+    def _export_causal_lm(self, output: Path) -> None:
+        from optimum.exporters.onnx import main_export
+
+        try:
+            main_export(
+                str(self.weights_folder),
+                output=str(output.parent),
+                task="text-generation-with-past",
+                opset=LM_ONNX_OPSET,
+                library_name="transformers",
+                device="cpu",
+                do_validation=False,
+            )
+        except (KeyError, ValueError) as error:
+            first = str(error).strip().splitlines()[0][:200]
+            raise StudioError(
+                f"optimum cannot export '{self.info.model_type}' language models to ONNX ({first})",
+                "use the torch recipes for this model",
+            ) from None
+        if not output.is_file():
+            raise StudioError(
+                f"optimum's export wrote no {output.name}", "use the torch recipes for this model"
+            )
 
     # -- turning raw outputs into predictions --------------------------------------------------------
     def postprocess(self, output: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -193,28 +254,44 @@ class Model:
 
 # -- opening ------------------------------------------------------------------------------------------
 def open_model(ref: str | Path) -> Model:
-    """Open `ref`: "demo", a Hugging Face model folder, or an .onnx file. Raises StudioError on bad input."""
+    """Open `ref`: "demo", "demo-llm", a Hugging Face model folder, an .onnx or a .gguf file.
+
+    Raises StudioError on bad input."""
     if str(ref) == "demo":
         return _open_demo()
+    if str(ref) == "demo-llm":
+        from studio.core import gguf
+
+        return gguf.open_demo_llm()
     path = Path(ref).expanduser()
     if not path.exists():
         raise StudioError(
-            f"model not found: {path}", "pass a local Hugging Face model folder, an .onnx file, or 'demo'"
+            f"model not found: {path}",
+            "pass a local Hugging Face model folder, an .onnx or .gguf file, 'demo' or 'demo-llm'",
         )
     if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            from studio.core import gguf
+
+            return gguf.open_gguf(path)
         if path.suffix.lower() != ".onnx":
             raise StudioError(
-                f"{path.name} is neither an .onnx file nor a folder",
-                "pass a Hugging Face model folder or an .onnx file",
+                f"{path.name} is neither an .onnx or .gguf file nor a folder",
+                "pass a Hugging Face model folder, an .onnx or a .gguf file",
             )
         return _open_onnx(path)
     if not (path / "config.json").is_file():
         onnx_files = sorted(path.glob("*.onnx"))
         if onnx_files:
             return _open_onnx(onnx_files[0])
+        gguf_files = sorted(path.glob("*.gguf"))
+        if gguf_files:
+            from studio.core import gguf
+
+            return gguf.open_gguf(gguf_files[0])
         raise StudioError(
             f"{path} has no config.json, so it is not a Hugging Face model folder",
-            "pick the folder that holds config.json and the weights, or an .onnx file",
+            "pick the folder that holds config.json and the weights, an .onnx or a .gguf file",
         )
     return _open_hf(path)
 
@@ -260,20 +337,24 @@ def _open_hf(folder: Path) -> Model:
     model_type = getattr(config, "model_type", "")
     architectures = list(getattr(config, "architectures", None) or [])
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
+    if any(a.endswith(CAUSAL_SUFFIXES) for a in architectures):
+        from studio.core.causal_lm_card import open_causal_lm_folder
+
+        return open_causal_lm_folder(folder, config)
     if is_classifier and model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
         task: Task = "text-classification"
         id2label = getattr(config, "id2label", {}) or {}
         labels = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(config.num_labels)]
     elif model_type in MODEL_MAPPING_NAMES and not any(
-        a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM"))
-        for a in architectures
+        a.endswith(("ForConditionalGeneration", "ForSeq2SeqLM")) for a in architectures
     ):
         task = "feature-extraction"
         labels = []
     else:
         raise StudioError(
             f"unsupported architecture {architectures or model_type!r} in {folder}",
-            "the studio handles sequence-classification models and plain encoders (feature extraction)",
+            "the studio handles sequence-classification models, plain encoders (feature extraction) and "
+            "causal language models (*ForCausalLM)",
         )
     files = _folder_files(folder)
     weights = [f for f in files if f.suffix in (".safetensors", ".bin")]

@@ -13,11 +13,12 @@ from studio.backends.registry import get_spec
 from studio.core.cache import ArtifactCache
 from studio.core.capability import assess
 from studio.core.compare import describe_failure
+from studio.core.dataset import TextSet
 from studio.core.hardware import HardwareInfo
-from studio.core.inputs import encode
-from studio.core.measure import top_k
+from studio.core.kinds import kind_of
 from studio.core.model import Model
 from studio.core.recipe import Recipe
+from studio.core.settings import RunSettings
 
 
 def predict_texts(
@@ -26,13 +27,16 @@ def predict_texts(
     texts: list[str],
     hardware: HardwareInfo,
     cache: ArtifactCache,
-    k: int = 5,
+    settings: RunSettings | None = None,
     calibration_texts: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Per recipe, the top-k of every text, or the reason it could not run."""
+    """Per recipe, what the model kind predicts for every text (top-k; for an LLM also the continuation),
+    or the reason it could not run."""
+    settings = settings or RunSettings()
+    measurer = kind_of(model.info.task).measurer(model, TextSet(texts, None, "typed"), settings)
     out: dict[str, Any] = {}
     for recipe in recipes:
-        availability = assess(recipe, hardware)
+        availability = assess(recipe, hardware, model.info)
         if not availability.available:
             out[recipe.name] = {"error": availability.reason}
             continue
@@ -41,9 +45,7 @@ def predict_texts(
             ctx = BuildContext(model, recipe, cache, availability.precision, calibration_texts or texts)
             backend = spec.load()
             predictor = backend.load(ctx, backend.prepare(ctx))
-            feeds = encode(model.tokenizer, texts, model.info.input_names, recipe.seq_len)
-            outputs = model.postprocess(predictor(feeds), feeds["attention_mask"])
-            out[recipe.name] = {"topk": top_k(outputs, model.info.labels, k)}
+            out[recipe.name] = measurer.predict(predictor, recipe, texts)
         except Exception as error:  # one backend's failure must not hide the others
             out[recipe.name] = {"error": describe_failure(error)}
     return out

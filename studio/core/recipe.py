@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from studio.backends.registry import REGISTRY
 from studio.core.errors import StudioError
 from studio.core.paths import resources_dir
-from studio.core.types import CalibrationMethod, Device, Mode, Precision
+from studio.core.types import CalibrationMethod, Device, Mode, Precision, Task
 
 # Fields that change only how an artifact is run and timed, never the artifact itself.
-_RUNTIME_ONLY = {"name", "description", "threads", "batch_size"}
+_RUNTIME_ONLY = {"name", "description", "threads", "batch_size", "tasks"}
 
 
 class Calibration(BaseModel):
@@ -46,6 +46,18 @@ class Recipe(BaseModel):
     per_channel: bool = Field(False, description="one scale per output channel instead of per tensor")
     optimize_graph: bool = Field(True, description="fuse attention/layer-norm before quantizing (ORT)")
     block_size: int = Field(32, ge=16, le=256, description="weight-only block size (power of two)")
+    accuracy_level: int | None = Field(
+        None, ge=0, le=4, description="INT4 MatMulNBits compute type: 4 = INT8 (fast on CPU); none = default"
+    )
+    symmetric: bool = Field(True, description="weight-only: symmetric blocks (no zero point)")
+    quantize_lm_head: bool = Field(False, description="causal LMs: also quantize the output projection")
+    double_quant: bool = Field(True, description="bitsandbytes NF4: quantize the quantization constants too")
+    compute_dtype: Literal["fp16", "bf16", "fp32"] = Field(
+        "fp16", description="bitsandbytes NF4: the dtype matmuls run in"
+    )
+    tasks: tuple[Task, ...] = Field(
+        (), description="model kinds this recipe is written for (empty: any); the built-ins say"
+    )
     exclude_ops: tuple[str, ...] = Field((), description="operator types left in float")
     exclude_nodes: tuple[str, ...] = Field((), description="node names left in float")
     threads: int = Field(0, ge=0, le=1024, description="intra-op threads; 0 = the runtime's default")
@@ -73,6 +85,10 @@ class Recipe(BaseModel):
             raise ValueError(
                 "calibration: static mode needs a [calibration] table (method = minmax|entropy|percentile, samples = N)"
             )
+        if self.tasks and not set(self.tasks) & set(spec.tasks):
+            raise ValueError(
+                f"tasks: backend '{self.backend}' handles {', '.join(spec.tasks)}, not {', '.join(self.tasks)}"
+            )
         if self.block_size & (self.block_size - 1):
             raise ValueError(
                 f"block_size: {self.block_size} is not a power of two; allowed: 16, 32, 64, 128, 256"
@@ -92,6 +108,10 @@ class Recipe(BaseModel):
     @property
     def title(self) -> str:
         return self.description or self.name
+
+    def suits(self, task: str) -> bool:
+        """Whether this recipe is written for models of `task` (a recipe naming no task suits any)."""
+        return not self.tasks or task in self.tasks
 
 
 def _describe(error: ValidationError, source: str) -> StudioError:
@@ -133,10 +153,11 @@ def load_recipe_file(path: Path) -> Recipe:
     return parse_recipe(data, path.name)
 
 
-def builtin_recipes() -> list[Recipe]:
-    """The recipes shipped in resources/recipes, in file-name order."""
+def builtin_recipes(task: str | None = None) -> list[Recipe]:
+    """The recipes shipped in resources/recipes, in file-name order; with `task`, those written for it."""
     folder = resources_dir() / "recipes"
-    return [load_recipe_file(path) for path in sorted(folder.glob("*.toml"))]
+    recipes = [load_recipe_file(path) for path in sorted(folder.glob("*.toml"))]
+    return [r for r in recipes if task is None or r.suits(task)]
 
 
 def resolve_recipe(name_or_path: str) -> Recipe:

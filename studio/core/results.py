@@ -64,6 +64,22 @@ class RecipeResult(BaseModel):
     topk: list[list[tuple[str, float]]] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)  # prepare, load, evaluate, time
     recipe_toml: str = ""
+    bytes_per_parameter: float | None = None  # size_bytes / the model's parameters
+    # Causal language models: top1_agreement is "same top-1" over every scored token, kl the mean KLD,
+    # latency_ms the per-token decode latency, throughput and speedup_vs_reference decode tokens/s.
+    perplexity: float | None = None
+    perplexity_delta: float | None = None  # this recipe's perplexity minus FP32's
+    kl_p99: float | None = None
+    kl_max: float | None = None
+    tokens_evaluated: int | None = None
+    prefill_ms: Latency | None = None  # seq_len tokens at batch 1, KV cache built
+    ttft_ms: float | None = None  # a prompt to its first generated token
+    decode_tokens_per_s: float | None = None
+    prefill_speedup: float | None = None
+    continuations: list[str] = Field(default_factory=list)  # per prompt, the greedy continuation
+    continuation_tokens: list[list[int]] = Field(default_factory=list)
+    first_departure: list[int | None] = Field(default_factory=list)  # first token differing from FP32's
+    departure_chars: list[int | None] = Field(default_factory=list)  # where that token starts in the text
 
     @property
     def ok(self) -> bool:
@@ -76,6 +92,7 @@ class EvalInfo(BaseModel):
     labelled: bool
     calibration_source: str
     calibration_count: int
+    prompts_source: str = ""  # causal LMs: where the side-by-side prompts came from
 
 
 class RunInput(BaseModel):

@@ -44,8 +44,10 @@ class WorkerJob(BaseModel):
     hardware: HardwareInfo
     cache_root: str
     run_dir: str
-    reference_outputs: str | None = None  # .npy of the reference's outputs
-    reference_timings: dict[str, tuple[dict[str, float], float]] = {}  # "b,s,t" -> timing
+    reference_outputs: str | None = None  # the reference's outputs, as its model kind writes them
+    reference_timings: dict[str, dict[str, Any]] = {}  # "b,s,t" -> the kind's timing at that shape
+    prompts: list[str] | None = None  # causal LMs: the prompts shown side by side
+    prompts_source: str = ""
     extra_shapes: list[Shape] = []  # the reference also times these, for the other recipes' speed-up
     memory_limit_bytes: int | None = None
     predict: list[Recipe] = []  # when set: only predict `texts` with these recipes (no measuring)
@@ -127,7 +129,7 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
             job.texts,
             job.hardware,
             ArtifactCache(Path(job.cache_root)),
-            job.settings.top_k,
+            job.settings,
             job.calibration_texts,
         )
         placeholder = bare_result(job.recipe, "ok", "").model_dump(mode="json")
@@ -139,17 +141,17 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
             )
         )
         return
-    data = TextSet(job.texts, job.labels, job.source)
-    check_data(data)
+    data = TextSet(job.texts, job.labels, job.source, job.prompts, job.prompts_source)
+    check_data(data, model.info)
     calibration = TextSet(job.calibration_texts, None, job.calibration_source)
     runner = RecipeRunner(
         model, data, calibration, ArtifactCache(Path(job.cache_root)), job.settings, emit, cancel
     )
     if job.reference_outputs:
-        runner.reference_outputs = np.load(job.reference_outputs)
-    for key, (latency, throughput) in job.reference_timings.items():
+        runner.reference_outputs = runner.measurer.load_outputs(job.reference_outputs)
+    for key, timing in job.reference_timings.items():
         batch, seq_len, threads = (int(x) for x in key.split(","))
-        runner.reference_timings[(batch, seq_len, threads)] = (latency, throughput)
+        runner.reference_timings[(batch, seq_len, threads)] = timing
     result, outputs = runner.run_recipe(job.recipe, job.hardware, job.is_reference)
     data_out: dict[str, Any] = {"result": result.model_dump(mode="json", exclude={"topk"})}
     if (
@@ -157,11 +159,13 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
     ):  # a thousand inputs' top-k would make a large line for the parent to parse: a file instead
         data_out["topk_file"] = save_topk(Path(job.run_dir) / f"topk-{job.recipe.name}.npz", result.topk)
     if job.is_reference and outputs is not None:
-        path = Path(job.run_dir) / "reference_outputs.npy"
-        np.save(path, outputs)
-        for shape in job.extra_shapes:
-            runner.reference_timing(tuple(shape))  # type: ignore[arg-type]
-        data_out["reference_outputs"] = str(path)
+        path = runner.measurer.save_outputs(outputs, Path(job.run_dir) / "reference_outputs")
+        for batch, seq_len, threads in job.extra_shapes:
+            shaped = job.recipe.model_copy(
+                update={"batch_size": batch, "seq_len": seq_len, "threads": threads}
+            )
+            runner.reference_timing(shaped)
+        data_out["reference_outputs"] = path
         data_out["reference_timings"] = {shape_key(s): t for s, t in runner.reference_timings.items()}
     emit(Event(kind="result", recipe=job.recipe.name, data=data_out))
 

@@ -1,5 +1,8 @@
-"""Live charts (pyqtgraph): memory over time per recipe, latency per backend, accuracy and agreement per
-backend, and latency against accuracy with the Pareto front and the FP32 reference marked.
+"""Live charts (pyqtgraph): memory over time per recipe and three result charts chosen by the model's kind.
+
+Classifiers and encoders: latency per backend, accuracy and agreement per backend, latency against
+accuracy with the Pareto front. Causal LMs (`qt_lm_charts`): decode and prefill speed-up per recipe,
+same-top-1 with KLD and ΔPPL per recipe, tokens/s against KLD with the Pareto front.
 
 Samples arrive ~10 times a second per worker; they go into numpy buffers and the curves are redrawn by
 one throttled timer (25 Hz), never from the event itself.
@@ -19,6 +22,17 @@ from studio.core.results import RecipeResult, pareto_front
 from studio.core.svg import PALETTE
 
 COLOURS = PALETTE
+Axis = tuple[str, str]
+TEXT_TITLES: tuple[tuple[str, Axis, Axis], ...] = (
+    ("Latency: bar p50, dot p90, whisker p99", ("", ""), ("latency", "ms")),
+    ("Accuracy (blue), agreement with FP32 (orange)", ("", ""), ("percent", "%")),
+    ("Latency vs accuracy (★ FP32, dashes: Pareto)", ("accuracy", "%"), ("latency p50", "ms")),
+)
+LM_TITLES: tuple[tuple[str, Axis, Axis], ...] = (
+    ("Speed-up vs FP32: decode (blue), prefill (orange)", ("", ""), ("× FP32", "")),
+    ("Same top-1 as FP32 (bars); KLD, ΔPPL as labels", ("", ""), ("same top-1", "%")),
+    ("Decode tok/s vs KLD (★ FP32, dashes: Pareto)", ("decode", "tok/s"), ("mean KLD", "")),
+)
 
 
 class Series:
@@ -55,13 +69,10 @@ class ChartsPanel(QWidget):
         self.memory.addLegend(offset=(10, 10))
         self.memory.setDownsampling(mode="peak")
         self.memory.setClipToView(True)
-        self.latency = _plot("Latency: bar p50, dot p90, whisker p99", ("", ""), ("latency", "ms"))
-        self.quality = _plot("Accuracy (blue), agreement with FP32 (orange)", ("", ""), ("percent", "%"))
-        self.scatter = _plot(
-            "Latency vs accuracy (star: FP32, dashed: Pareto front)",
-            ("accuracy", "%"),
-            ("latency p50", "ms"),
-        )
+        self.latency = _plot("", ("", ""), ("", ""))
+        self.quality = _plot("", ("", ""), ("", ""))
+        self.scatter = _plot("", ("", ""), ("", ""))
+        self.task = ""
         grid = QGridLayout(self)
         grid.addWidget(self.memory, 0, 0)
         grid.addWidget(self.latency, 0, 1)
@@ -77,6 +88,22 @@ class ChartsPanel(QWidget):
         self.timer.setInterval(40)  # 25 Hz
         self.timer.timeout.connect(self._redraw_memory)
         self.timer.start()
+        self.set_kind("text-classification")
+
+    def set_kind(self, task: str) -> None:
+        """Pick the result charts for a kind of model: titles and axes now, drawing when results come."""
+        if task == self.task:
+            return
+        self.task = task
+        language = task == "text-generation"
+        titles = LM_TITLES if language else TEXT_TITLES
+        for plot, (title, left, bottom) in zip(
+            (self.latency, self.quality, self.scatter), titles, strict=True
+        ):
+            plot.setTitle(title)
+            plot.setLabel("left", left[0], units=left[1])
+            plot.setLabel("bottom", bottom[0], units=bottom[1])
+        self._redraw_results()
 
     def colour(self, recipe: str) -> str:
         if recipe not in self.colours:
@@ -148,9 +175,21 @@ class ChartsPanel(QWidget):
             plot.clear()
         if not measured:
             return
+        if self.task == "text-generation":
+            from studio.gui.qt_lm_charts import draw_fidelity, draw_speed, draw_speed_vs_kld
+
+            draw_speed(self.latency, measured, self.colour)
+            QTimer.singleShot(30, lambda: draw_fidelity(self.quality, self._measured(), self.colour))
+            QTimer.singleShot(
+                60, lambda: self._set_scatter(draw_speed_vs_kld(self.scatter, self._measured(), self.colour))
+            )
+            return
         self._redraw_latency(measured)
         QTimer.singleShot(30, lambda: self._redraw_quality(self._measured()))
         QTimer.singleShot(60, lambda: self._redraw_scatter(self._measured()))
+
+    def _set_scatter(self, item: pg.ScatterPlotItem | None) -> None:
+        self.scatter_item = item
 
     def _redraw_latency(self, measured: list[RecipeResult]) -> None:
         ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]

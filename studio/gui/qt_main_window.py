@@ -97,9 +97,11 @@ class MainWindow(QMainWindow):
         self.open_action.triggered.connect(self.open_dialog)
         self.eval_action = QAction("Open &evaluation data…", self)
         self.eval_action.triggered.connect(self.choose_eval)
+        self.prompts_action = QAction("Open &prompts (language models)…", self)
+        self.prompts_action.triggered.connect(self.choose_prompts)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
-        for action in (self.open_action, self.eval_action, quit_action):
+        for action in (self.open_action, self.eval_action, self.prompts_action, quit_action):
             file_menu.addAction(action)
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = QAction("&Run selected recipes", self, shortcut=QKeySequence("Ctrl+R"))
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         state.modelChanged.connect(
             lambda info: self.status.setText(f"{info.name} ready · {self._data_text()}")
         )
+        state.modelChanged.connect(lambda info: self.charts.set_kind(info.task))
         state.modelLoading.connect(lambda ref: self.status.setText(f"Opening {ref}…"))
         state.dataChanged.connect(
             lambda _: self.status.setText(f"{state.model.name if state.model else ''} · {self._data_text()}")
@@ -151,18 +154,27 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self,
-            "Open a model (an .onnx file, or config.json in a model folder)",
-            filter="Models (*.onnx config.json)",
+            "Open a model (an .onnx or .gguf file, or config.json in a model folder)",
+            filter="Models (*.onnx *.gguf config.json)",
         )
         if path:
             self.state.open_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
 
     def choose_eval(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Evaluation data (text and label columns)", filter="Data (*.csv *.tsv *.jsonl)"
+            self,
+            "Evaluation data (text and label columns; for a language model, a .txt of passages)",
+            filter="Data (*.csv *.tsv *.jsonl *.txt)",
         )
         if path:
             self.state.load_data(path)
+
+    def choose_prompts(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Prompts for the side-by-side tables (one per line)", filter="Text (*.txt)"
+        )
+        if path:
+            self.state.load_prompts(path)
 
     def start_run(self) -> None:
         if self.controller.running:
@@ -204,6 +216,7 @@ class MainWindow(QMainWindow):
 
     def show_run(self, run: RunResult, keep_memory: bool = False) -> None:
         self.state.show_run(run)
+        self.charts.set_kind(run.model.task)
         self.charts.show_results(run.results, keep_memory)
         self.topk.show_run(run)
         if not self.controller.running:  # the queue's rows belong to the run in progress

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -28,12 +28,23 @@ from PySide6.QtWidgets import (
 )
 
 from studio.backends.registry import REGISTRY
+from studio.core.compare import reference_recipe
 from studio.core.errors import StudioError
 from studio.core.recipe import Recipe, load_recipe_file, parse_recipe
 from studio.core.types import CALIBRATION_METHODS, DEVICES, MODES, PRECISIONS
 from studio.gui.qt_state import StudioState, settings
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
+REFERENCE_ROLE = "(reference)"
+DEFAULT_SELECTION = {
+    "torch-int8-dynamic",
+    "ort-int8-dynamic",
+    "ort-int8-static-minmax",
+    "ort-fp16",
+    "llm-ort-int4",
+    "llm-ort-int8-dynamic",
+    "llm-torchao-int8-weight-only",
+}
 
 
 class RecipeList(QListWidget):
@@ -52,10 +63,30 @@ class RecipeList(QListWidget):
         return {value} if isinstance(value, str) else set(value)
 
     def refresh(self, checked: set[str] | None = None) -> None:
+        """List the recipes: the reference first (always runs), then those for this model's kind, then the
+        rest greyed with the reason; a recipe this machine cannot run is greyed with its reason too."""
         if checked is None:
-            checked = {"torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static-minmax", "ort-fp16"}
+            checked = DEFAULT_SELECTION
         self.clear()
-        for recipe in self.studio.recipes:
+        model = self.studio.model
+        reference = reference_recipe(model) if model is not None else None
+        if reference is not None:
+            item = QListWidgetItem(f"{reference.name}  (FP32 reference: always runs first)")
+            item.setData(NAME_ROLE, REFERENCE_ROLE)
+            item.setFlags(Qt.ItemFlag.ItemIsUserCheckable)  # shown checked, not editable
+            item.setCheckState(Qt.CheckState.Checked)
+            item.setToolTip(
+                f"{reference.title}\nEvery run starts with the reference; every figure is measured against it."
+            )
+            font = item.font()
+            font.setBold(True)
+            item.setFont(font)
+            self.addItem(item)
+        suits = [r for r in self.studio.recipes if model is None or r.suits(model.task)]
+        others = [r for r in self.studio.recipes if r not in suits]
+        for recipe in suits + others:
+            if reference is not None and recipe.name == reference.name:
+                continue
             availability = self.studio.availability(recipe)
             item = QListWidgetItem(recipe.name)
             item.setData(NAME_ROLE, recipe.name)
@@ -89,7 +120,10 @@ class RecipeList(QListWidget):
 
 
 class RecipeForm(QGroupBox):
-    """Edits one recipe; every change is validated by the same pydantic model the CLI uses."""
+    """Edits one recipe; every change is validated by the same pydantic model the CLI uses.
+
+    Two columns of fields, so the whole recipe fits the dock without scrolling; fields the form does not
+    show (the model kinds it is for, bitsandbytes' knobs) are kept from the recipe last shown."""
 
     validityChanged = Signal(bool)
 
@@ -108,46 +142,85 @@ class RecipeForm(QGroupBox):
         self.calibration = QComboBox()
         self.calibration.addItems(["(none)", *CALIBRATION_METHODS])
         self.samples = _spin(1, 100_000, 128)
-        self.per_channel = QCheckBox("per-channel weights")
-        self.optimize_graph = QCheckBox("fuse graph before quantizing")
+        self.block_size = QComboBox()
+        self.block_size.addItems(["16", "32", "64", "128", "256"])
+        self.accuracy_level = QComboBox()
+        self.accuracy_level.addItems(["default", "0", "1", "2", "3", "4"])
+        self.accuracy_level.setToolTip("INT4 MatMulNBits compute type: 4 = INT8 (fast on CPU)")
+        self.per_channel = QCheckBox("per-channel")
+        self.optimize_graph = QCheckBox("fuse graph")
+        self.symmetric = QCheckBox("symmetric")
+        self.quantize_lm_head = QCheckBox("quantize lm_head")
         self.exclude_ops = QLineEdit()
         self.exclude_ops.setPlaceholderText("e.g. Gather, LayerNormalization")
+        self.exclude_nodes = QLineEdit()
+        self.exclude_nodes.setPlaceholderText("node names, comma-separated")
         self.threads = _spin(0, 1024, 0)
         self.batch_size = _spin(1, 4096, 1)
         self.seq_len = _spin(8, 8192, 128)
         self.message = QLabel()
         self.message.setWordWrap(True)
-        form = QFormLayout(self)
-        for label, widget in (
-            ("Name", self.name),
-            ("Description", self.description),
+        grid = QGridLayout(self)
+        grid.setVerticalSpacing(3)
+        wide = (("Name", self.name), ("Description", self.description))
+        for row, (label, line) in enumerate(wide):
+            grid.addWidget(QLabel(label), row, 0)
+            grid.addWidget(line, row, 1, 1, 3)
+        pairs = (
             ("Backend", self.backend),
             ("Precision", self.precision),
             ("Mode", self.mode),
             ("Device", self.device),
             ("Calibration", self.calibration),
             ("Samples", self.samples),
-            ("", self.per_channel),
-            ("", self.optimize_graph),
-            ("Exclude ops", self.exclude_ops),
-            ("Threads (0 = default)", self.threads),
+            ("Block size", self.block_size),
+            ("Accuracy lvl", self.accuracy_level),
+            ("Threads (0=auto)", self.threads),
             ("Batch size", self.batch_size),
-            ("Sequence length", self.seq_len),
-        ):
-            form.addRow(label, widget)
-        form.addRow(self.message)
-        for widget in (self.name, self.description, self.exclude_ops):
-            widget.textChanged.connect(self.validate)
-        for combo in (self.backend, self.precision, self.mode, self.device, self.calibration):
-            combo.currentTextChanged.connect(self.validate)
-        for spin in (self.samples, self.threads, self.batch_size, self.seq_len):
-            spin.valueChanged.connect(self.validate)
-        for box in (self.per_channel, self.optimize_graph):
-            box.toggled.connect(self.validate)
+            ("Seq length", self.seq_len),
+        )
+        for index, (label, field) in enumerate(pairs):
+            row, column = len(wide) + index // 2, (index % 2) * 2
+            grid.addWidget(QLabel(label), row, column)
+            grid.addWidget(field, row, column + 1)
+        row = len(wide) + (len(pairs) + 1) // 2
+        boxes = QHBoxLayout()
+        for box in (self.per_channel, self.optimize_graph, self.symmetric, self.quantize_lm_head):
+            boxes.addWidget(box)
+        grid.addLayout(boxes, row, 0, 1, 4)
+        grid.addWidget(QLabel("Exclude ops"), row + 1, 0)
+        grid.addWidget(self.exclude_ops, row + 1, 1, 1, 3)
+        grid.addWidget(QLabel("Exclude nodes"), row + 2, 0)
+        grid.addWidget(self.exclude_nodes, row + 2, 1, 1, 3)
+        grid.addWidget(self.message, row + 3, 0, 1, 4)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        self.widgets: tuple[QWidget, ...] = (
+            *(w for _, w in wide),
+            *(w for _, w in pairs),
+            self.per_channel,
+            self.optimize_graph,
+            self.symmetric,
+            self.quantize_lm_head,
+            self.exclude_ops,
+            self.exclude_nodes,
+        )
+        for each in self.widgets:
+            if isinstance(each, QLineEdit):
+                each.textChanged.connect(self.validate)
+            elif isinstance(each, QComboBox):
+                each.currentTextChanged.connect(self.validate)
+            elif isinstance(each, QSpinBox):
+                each.valueChanged.connect(self.validate)
+            elif isinstance(each, QCheckBox):
+                each.toggled.connect(self.validate)
         self.recipe: Recipe | None = None
+        self.kept: dict[str, Any] = {}
 
     def data(self) -> dict[str, Any]:
+        level = self.accuracy_level.currentText()
         data: dict[str, Any] = {
+            **self.kept,
             "name": self.name.text().strip(),
             "description": self.description.text().strip(),
             "backend": self.backend.currentText(),
@@ -156,11 +229,17 @@ class RecipeForm(QGroupBox):
             "device": self.device.currentText(),
             "per_channel": self.per_channel.isChecked(),
             "optimize_graph": self.optimize_graph.isChecked(),
-            "exclude_ops": [op.strip() for op in self.exclude_ops.text().split(",") if op.strip()],
+            "symmetric": self.symmetric.isChecked(),
+            "quantize_lm_head": self.quantize_lm_head.isChecked(),
+            "block_size": int(self.block_size.currentText()),
+            "accuracy_level": None if level == "default" else int(level),
+            "exclude_ops": _names(self.exclude_ops.text()),
+            "exclude_nodes": _names(self.exclude_nodes.text()),
             "threads": self.threads.value(),
             "batch_size": self.batch_size.value(),
             "seq_len": self.seq_len.value(),
         }
+        data.pop("calibration", None)
         if self.calibration.currentText() != "(none)":
             data["calibration"] = {"method": self.calibration.currentText(), "samples": self.samples.value()}
         return data
@@ -178,24 +257,9 @@ class RecipeForm(QGroupBox):
         return True
 
     def show_recipe(self, recipe: Recipe) -> None:
-        widgets = (
-            self.name,
-            self.description,
-            self.backend,
-            self.precision,
-            self.mode,
-            self.device,
-            self.calibration,
-            self.samples,
-            self.per_channel,
-            self.optimize_graph,
-            self.exclude_ops,
-            self.threads,
-            self.batch_size,
-            self.seq_len,
-        )
-        for widget in widgets:
+        for widget in self.widgets:
             widget.blockSignals(True)
+        self.kept = recipe.model_dump(mode="json", include={"tasks", "double_quant", "compute_dtype"})
         self.name.setText(recipe.name)
         self.description.setText(recipe.description)
         self.backend.setCurrentText(recipe.backend)
@@ -204,15 +268,26 @@ class RecipeForm(QGroupBox):
         self.device.setCurrentText(recipe.device)
         self.calibration.setCurrentText(recipe.calibration.method if recipe.calibration else "(none)")
         self.samples.setValue(recipe.calibration.samples if recipe.calibration else 128)
+        self.block_size.setCurrentText(str(recipe.block_size))
+        self.accuracy_level.setCurrentText(
+            "default" if recipe.accuracy_level is None else str(recipe.accuracy_level)
+        )
         self.per_channel.setChecked(recipe.per_channel)
         self.optimize_graph.setChecked(recipe.optimize_graph)
+        self.symmetric.setChecked(recipe.symmetric)
+        self.quantize_lm_head.setChecked(recipe.quantize_lm_head)
         self.exclude_ops.setText(", ".join(recipe.exclude_ops))
+        self.exclude_nodes.setText(", ".join(recipe.exclude_nodes))
         self.threads.setValue(recipe.threads)
         self.batch_size.setValue(recipe.batch_size)
         self.seq_len.setValue(recipe.seq_len)
-        for widget in widgets:
+        for widget in self.widgets:
             widget.blockSignals(False)
         self.validate()
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:
@@ -253,11 +328,30 @@ class RecipesPanel(QWidget):
         self.load_button.clicked.connect(self.load)
         self.add_button.clicked.connect(self.add)
         state.recipesChanged.connect(lambda: self.list.refresh({r.name for r in self.list.checked()}))
+        state.modelChanged.connect(lambda _: self.list.refresh(self._kept_selection()))
         if self.list.count():
             self.list.setCurrentRow(0)
 
+    def _kept_selection(self) -> set[str]:
+        """The selection to keep when another model opens; the defaults where none of its kind is chosen."""
+        chosen = (self.list._saved_selection() or set()) | {r.name for r in self.list.checked()}
+        model = self.state.model
+        if model is not None and not any(
+            r.suits(model.task) and r.name in chosen for r in self.state.recipes
+        ):
+            chosen |= DEFAULT_SELECTION
+        return chosen
+
     def _selected(self, item: QListWidgetItem | None) -> None:
         if item is None:
+            return
+        if item.data(NAME_ROLE) == REFERENCE_ROLE and self.state.model is not None:
+            recipe = reference_recipe(self.state.model)
+            self.detail.setText(
+                f"<b>{recipe.name}</b>: {recipe.title}<br>The reference runs first in every run; speed-ups, "
+                "agreement, KL and ΔPPL are measured against it."
+            )
+            self.form.show_recipe(recipe)
             return
         recipe = next(r for r in self.state.recipes if r.name == item.data(NAME_ROLE))
         availability = self.state.availability(recipe)

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from studio.core.capability import Availability, assess
 from studio.core.compare import RunSettings
-from studio.core.dataset import TextSet, load_texts, split_for_calibration
+from studio.core.dataset import TextSet, load_prompts, request_data
 from studio.core.errors import StudioError
 from studio.core.hardware import HardwareInfo
 from studio.core.model import ModelInfo
@@ -51,6 +51,7 @@ class StudioState(QObject):
         self.model: ModelInfo | None = None
         self.recipes: list[Recipe] = builtin_recipes()
         self.eval_file: str | None = None
+        self.prompts_file: str | None = None
         self.data: TextSet | None = None
         self.calibration: TextSet | None = None
         self.run: RunResult | None = None
@@ -64,6 +65,8 @@ class StudioState(QObject):
         self.modelLoading.emit(ref)
 
         def opened(model: Any) -> None:
+            if self.model is not None and self.model.task != model.info.task:  # another kind's data
+                self.eval_file, self.prompts_file = None, None
             self.model_ref = ref
             self.model = model.info
             self._remember_model(ref)
@@ -90,29 +93,43 @@ class StudioState(QObject):
         return [str(v) for v in value] if isinstance(value, list) else []
 
     # -- data -----------------------------------------------------------------------------------------
-    def load_data(
-        self, path: str | None, text_column: str = "text", label_column: str | None = "label"
-    ) -> None:
-        """Evaluation texts: the chosen file (20% held out for calibration), or the demo's own sets."""
-        from studio.core import demo
+    def data_request(self, path: str | None = None) -> dict[str, Any]:
+        """What the run's request says about its data, as the CLI writes it (so a rerun reads the same)."""
+        return {
+            "model": self.model_ref or "demo",
+            "task": self.model.task if self.model else "text-classification",
+            "eval": path,
+            "text_column": "text",
+            "label_column": "label",
+            "prompts": self.prompts_file,
+            "calibration": None,
+            "limit": 0,
+        }
 
+    def load_data(self, path: str | None) -> None:
+        """Evaluation texts: the chosen file (20% held out for calibration), or the demo's own sets (for a
+        language model, the LLM demo's passages and prompts)."""
         try:
-            if path:
-                data = load_texts(path, text_column, label_column)
-                data, calibration = split_for_calibration(data)
-            else:
-                labelled = self.model_ref == "demo"
-                data = load_texts(demo.eval_file(), "text", "label" if labelled else None)
-                calibration = load_texts(demo.calibration_file(), "text", None)
+            data, calibration = request_data(self.data_request(path))
         except StudioError as error:
             self.error.emit(str(error), "")
             return
         self.eval_file, self.data, self.calibration = path, data, calibration
         self.dataChanged.emit(data.source)
 
+    def load_prompts(self, path: str) -> None:
+        """Prompts for a language model's side-by-side tables, one per line."""
+        try:
+            load_prompts(path)
+        except StudioError as error:
+            self.error.emit(str(error), "")
+            return
+        self.prompts_file = path
+        self.load_data(self.eval_file)
+
     # -- recipes --------------------------------------------------------------------------------------
     def availability(self, recipe: Recipe) -> Availability:
-        return assess(recipe, self.hardware)
+        return assess(recipe, self.hardware, self.model)
 
     def add_recipe(self, recipe: Recipe) -> None:
         self.recipes = [r for r in self.recipes if r.name != recipe.name] + [recipe]
@@ -159,13 +176,8 @@ class RunController(QObject):
         engine = RunEngine(store=default_store(), nvml=state.nvml)
         self.engine = engine
         request = {
-            "model": model_ref,
+            **state.data_request(state.eval_file),
             "recipes": [r.to_toml() for r in recipes],
-            "eval": state.eval_file,
-            "text_column": "text",
-            "label_column": "label",
-            "calibration": None,
-            "limit": 0,
             "settings": (settings_ or RunSettings()).model_dump(mode="json"),
         }
 

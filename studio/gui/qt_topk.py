@@ -1,8 +1,12 @@
 """Side-by-side top-k: every evaluation input with each backend's top-1 (disagreements with FP32 marked),
-the full top-k of the chosen input in columns per backend, and top-k of text the user types."""
+the full top-k of the chosen input in columns per backend, and top-k of text the user types.
+
+For a causal LM the inputs are prompts, top-k means the next token, and the chosen prompt's greedy
+continuation per backend is shown below its top-k, red from the first token that departs from FP32."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -18,6 +22,7 @@ from PySide6.QtWidgets import (
     QTableView,
     QTableWidget,
     QTableWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -63,7 +68,9 @@ class InputsModel(QAbstractTableModel):
     ) -> Any:
         if role != Qt.ItemDataRole.DisplayRole or orientation != Qt.Orientation.Horizontal:
             return None
-        return ["#", "input", "label"][section] if section < 3 else self.ok[section - 3].recipe
+        language = self.run is not None and self.run.model.task == "text-generation"
+        first = ["#", "prompt", ""] if language else ["#", "input", "label"]
+        return first[section] if section < 3 else self.ok[section - 3].recipe
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
@@ -121,6 +128,9 @@ class TopKPanel(QWidget):
         self.detail.verticalHeader().setVisible(False)
         self.detail_title = QLabel("Choose an input")
         self.detail_title.setWordWrap(True)
+        self.continuations = QTextBrowser()
+        self.continuations.setMaximumHeight(220)
+        self.continuations.hide()
         self.typed = QLineEdit()
         self.typed.setPlaceholderText("Your own text: every backend's top-k")
         self.predict_button = QPushButton("Predict")
@@ -132,6 +142,7 @@ class TopKPanel(QWidget):
         right_layout.addLayout(typed_row)
         right_layout.addWidget(self.detail_title)
         right_layout.addWidget(self.detail, 1)
+        right_layout.addWidget(self.continuations)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(self.only_disagreements)
@@ -139,7 +150,7 @@ class TopKPanel(QWidget):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([640, 560])
+        splitter.setSizes([560, 640])
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
@@ -154,10 +165,20 @@ class TopKPanel(QWidget):
     def _ok(self) -> list[RecipeResult]:
         return [r for r in (self.run.results if self.run else []) if r.ok and r.topk]
 
+    @property
+    def language(self) -> bool:
+        return self.run is not None and self.run.model.task == "text-generation"
+
     def show_run(self, run: RunResult) -> None:
         self.run = run
         ok = self._ok()
         reference = run.reference
+        self.continuations.setVisible(self.language)
+        self.typed.setPlaceholderText(
+            "A prompt of your own: every backend's next tokens and continuation"
+            if self.language
+            else "Your own text: every backend's top-k"
+        )
         if not ok or reference is None or not reference.topk:
             self.summary.setText("No top-k predictions in this run (an encoder is compared on embeddings).")
             self.inputs_model.load(None, [], False)
@@ -167,6 +188,15 @@ class TopKPanel(QWidget):
             if r.reference:
                 continue
             same = sum(r.topk[i][0][0] == reference.topk[i][0][0] for i in range(len(run.inputs)))
+            if self.language:  # the verdict rests on every scored token, not on the few prompts
+                share = r.top1_agreement or 0.0
+                colour = "#b3261e" if share < run.agreement_threshold else "#1a7f37"
+                parts.append(
+                    f"<span style='color:{colour}'><b>{r.recipe}</b>: same top-1 on {share:.1%} of "
+                    f"{r.tokens_evaluated or 0:,} tokens, next token as FP32 on {same}/{len(run.inputs)} prompts"
+                    "</span>"
+                )
+                continue
             colour = "#b3261e" if same / len(run.inputs) < run.agreement_threshold else "#1a7f37"
             parts.append(
                 f"<span style='color:{colour}'><b>{r.recipe}</b> agrees with FP32 on {same}/{len(run.inputs)} "
@@ -183,10 +213,17 @@ class TopKPanel(QWidget):
         self.inputs_model.load(self.run, self._ok(), self.only_disagreements.isChecked())
         header = self.inputs.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
         self.inputs.setColumnWidth(0, 44)
-        self.inputs.setColumnWidth(1, 260)
-        for column in range(2, self.inputs_model.columnCount()):
-            self.inputs.setColumnWidth(column, 150)
+        self.inputs.setColumnWidth(1, 240)
+        self.inputs.setColumnWidth(2, 0 if self.language else 110)
+        self.inputs.setColumnHidden(2, self.language)
+        backends = max(1, self.inputs_model.columnCount() - 3)
+        width = max(
+            90, (self.inputs.viewport().width() - 44 - 240 - (0 if self.language else 110)) // backends
+        )
+        for column in range(3, self.inputs_model.columnCount()):
+            self.inputs.setColumnWidth(column, width)
         if self.inputs_model.rowCount():
             self.inputs.selectRow(0)
 
@@ -199,6 +236,15 @@ class TopKPanel(QWidget):
             f"<b>#{index}</b> {item.text}" + (f" <i>(label: {item.gold})</i>" if item.gold else "")
         )
         self._fill_detail({r.recipe: r.topk[index] for r in self._ok()})
+        if self.language:
+            reference = self.run.reference
+            rows = []
+            for r in self._ok():
+                departure = r.departure_chars[index] if index < len(r.departure_chars) else None
+                rows.append(
+                    (r.recipe, r.continuations[index] if index < len(r.continuations) else "", departure)
+                )
+            self._show_continuations(item.text, rows, reference.recipe if reference else "")
 
     def _fill_detail(self, topk: dict[str, Any]) -> None:
         names = list(topk)
@@ -221,7 +267,31 @@ class TopKPanel(QWidget):
                 if rank == 0 and ref_top is not None and label != ref_top:
                     cell.setBackground(DISAGREE)
                 self.detail.setItem(rank, column, cell)
-        self.detail.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Every backend gets a share of the width (long labels elide; the tooltip has them whole), so a
+        # third or fourth backend never hides behind a horizontal scroll bar.
+        self.detail.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for row in range(self.detail.rowCount()):
+            for column in range(self.detail.columnCount()):
+                shown = self.detail.item(row, column)
+                if shown is not None:
+                    shown.setToolTip(shown.text())
+
+    def _show_continuations(
+        self, prompt: str, rows: list[tuple[str, str, int | None]], reference: str
+    ) -> None:
+        """Each backend's greedy continuation of `prompt`, red from where it departs from the reference's."""
+        parts = [
+            f"<p><b>Greedy continuations</b> of <i>{escape(prompt)}</i> (red: from the first token "
+            "that departs from FP32)</p>"
+        ]
+        for name, text, departure in rows:
+            same = text if departure is None or name == reference else text[:departure]
+            rest = "" if departure is None or name == reference else text[departure:]
+            parts.append(
+                f"<p><b>{escape(name)}</b>: {escape(same).replace(chr(10), '↵')}"
+                f"<span style='color:#b3261e;font-weight:bold'>{escape(rest).replace(chr(10), '↵')}</span></p>"
+            )
+        self.continuations.setHtml("".join(parts))
 
     def _predict(self) -> None:
         text = self.typed.text().strip()
@@ -237,3 +307,19 @@ class TopKPanel(QWidget):
                 [tuple(pair) for pair in value["topk"][0]] if "topk" in value else value.get("error", "?")
             )
         self._fill_detail(table)
+        continued = [
+            (n, v["continuations"][0], None) for n, v in predictions.items() if v.get("continuations")
+        ]
+        if continued:
+            first = continued[0][1]
+            rows = [(n, t, None if t == first else _common_prefix(t, first)) for n, t, _ in continued]
+            self.continuations.show()
+            self._show_continuations(text, rows, continued[0][0])
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Characters two texts share at the start (typed prompts have no token-level reference to compare)."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n

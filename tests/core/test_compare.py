@@ -19,7 +19,7 @@ from tests.fakes.backends import EXPLODING, MISLABELLED
 from tests.fakes.nvml import FakeNvml
 
 FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0))
-CPU_RECIPES = [r for r in builtin_recipes() if r.device == "cpu"]
+CPU_RECIPES = [r for r in builtin_recipes("text-classification") if r.device == "cpu"]
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,7 @@ def test_content_hash_follows_content(tiny_classifier: Path, tmp_path: Path) -> 
         (lambda p: p, "has no config.json, so it is not a Hugging Face model folder"),
         (
             lambda p: (p / "notes.txt").write_text("x") and p / "notes.txt",
-            "is neither an .onnx file nor a folder",
+            "is neither an .onnx or .gguf file nor a folder",
         ),
     ],
 )
@@ -83,7 +83,7 @@ def test_unsupported_architecture(tmp_path: Path) -> None:
     with pytest.raises(StudioError, match="unsupported or unreadable model config"):
         open_model(tmp_path)
     (tmp_path / "config.json").write_text(
-        json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})
+        json.dumps({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]})
     )
     with pytest.raises(StudioError, match="unsupported architecture"):
         open_model(tmp_path)

@@ -7,9 +7,9 @@ from studio.core.recipe import builtin_recipes, load_recipe_file, parse_recipe, 
 
 
 def test_builtin_recipes_load_and_have_unique_names() -> None:
-    recipes = builtin_recipes()
-    names = [r.name for r in recipes]
+    names = [r.name for r in builtin_recipes()]
     assert len(names) == len(set(names))
+    recipes = builtin_recipes("text-classification")
     # Every CPU backend of the core is covered by a built-in recipe.
     assert {r.backend for r in recipes if r.device == "cpu"} == {
         "torch-fp32",
@@ -22,6 +22,49 @@ def test_builtin_recipes_load_and_have_unique_names() -> None:
     }
     methods = {r.calibration.method for r in recipes if r.calibration and r.device == "cpu"}
     assert methods == {"minmax", "entropy", "percentile"}
+
+
+def test_language_model_recipes_cover_the_issue_list() -> None:
+    recipes = builtin_recipes("text-generation")
+    assert all(r.name.startswith("llm-") and r.tasks == ("text-generation",) for r in recipes)
+    assert {(r.backend, r.precision, r.mode) for r in recipes if r.device == "cpu"} == {
+        ("torch-fp32", "fp32", "none"),
+        ("torch-bf16", "bf16", "none"),
+        ("torch-int8-weight-only", "int8", "weight-only"),
+        ("torch-int8-dynamic", "int8", "dynamic"),
+        ("ort-fp32", "fp32", "none"),
+        ("ort-int4", "int4", "weight-only"),
+        ("ort-int8-dynamic", "int8", "dynamic"),
+    }
+    gpu = {(r.backend, r.precision) for r in recipes if r.device == "cuda"}
+    assert gpu == {
+        ("torch-cuda", "fp16"),
+        ("torch-cuda", "bf16"),
+        ("bitsandbytes", "int8"),
+        ("bitsandbytes", "int4"),
+        ("ort-int4", "int4"),
+    }
+    int4 = resolve_recipe("llm-ort-int4")
+    assert int4.accuracy_level == 4 and int4.block_size == 32 and not int4.quantize_lm_head
+    nf4 = resolve_recipe("llm-bnb-nf4")
+    assert nf4.double_quant and nf4.compute_dtype == "bf16"
+    assert not set(builtin_recipes("text-classification")) & set(recipes)
+
+
+def test_a_recipe_for_a_kind_its_backend_cannot_run_is_refused() -> None:
+    with pytest.raises(
+        StudioError, match="handles text-classification, feature-extraction, not text-generation"
+    ):
+        parse_recipe(
+            {
+                "name": "x",
+                "backend": "ort-int8-static",
+                "precision": "int8",
+                "mode": "static",
+                "calibration": {"method": "minmax"},
+                "tasks": ["text-generation"],
+            }
+        )
 
 
 def test_recipe_round_trips_through_toml(tmp_path: Path) -> None:

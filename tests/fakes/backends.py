@@ -106,9 +106,49 @@ class Hanging:
 
 
 def _spec(name: str, target: str) -> BackendSpec:
-    return BackendSpec(name, f"test: {name}", f"tests.fakes.backends:{target}", "onnxruntime", ("cpu",), ("fp32",), ("none",))
+    return BackendSpec(
+        name, f"test: {name}", f"tests.fakes.backends:{target}", "onnxruntime", ("cpu",), ("fp32",), ("none",)
+    )
 
 
 ABORTING = _spec("test-abort", "Aborting")
 MEMORY_HOG = _spec("test-memory-hog", "MemoryHog")
 HANGING = _spec("test-hang", "Hanging")
+
+
+class ShiftedVocabularyLM:
+    """A causal LM whose logits are rolled by one token id: every next token gets its neighbour's score, as
+    a graph with a wrong vocabulary mapping (or an embedding quantized through an index path) would."""
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        return Artifact(None, ctx.model.info.size_bytes)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        from studio.backends.torch_fp32 import TorchFp32
+
+        inner = TorchFp32().load(ctx, artifact)
+
+        class Shifted:
+            def logits(self, input_ids: np.ndarray) -> np.ndarray:
+                return np.roll(inner.logits(input_ids), 1, axis=-1)
+
+            def start(self, input_ids: np.ndarray):  # type: ignore[no-untyped-def]
+                logits, cache = inner.start(input_ids)
+                return np.roll(logits, 1), cache
+
+            def step(self, token: int, cache):  # type: ignore[no-untyped-def]
+                logits, cache = inner.step(token, cache)
+                return np.roll(logits, 1), cache
+
+        return Shifted()  # type: ignore[return-value]
+
+
+SHIFTED_LM = BackendSpec(
+    "test-shifted-lm",
+    "test: shifted vocabulary",
+    "tests.fakes.backends:ShiftedVocabularyLM",
+    "torch",
+    ("cpu",),
+    ("fp32",),
+    ("none",),
+)
