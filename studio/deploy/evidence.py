@@ -48,6 +48,7 @@ class Contract(BaseModel):
     pad_token: str = "[PAD]"
     labels: str | None = "labels.json"
     threads: int = 0
+    stop_token_ids: list[int] = Field(default_factory=list)  # causal LMs: generation ends at these
 
 
 class QuantizationParams(BaseModel):
@@ -81,6 +82,11 @@ class Measurements(BaseModel):
     cosine_vs_fp32: float | None = None
     max_abs_diff: float | None = None
     speedup_vs_fp32: float | None = None
+    # Causal LMs: task quality is perplexity; speed is decode tokens/s (speedup_vs_fp32 is its ratio).
+    perplexity: float | None = None
+    reference_perplexity: float | None = None
+    decode_tokens_per_s: float | None = None
+    prefill_ms: dict[str, float] | None = None
     flags: list[dict[str, str]] = Field(default_factory=list)
     evaluation: dict[str, Any] = Field(default_factory=dict)
 
@@ -115,6 +121,9 @@ class Thresholds(BaseModel):
     max_accuracy_drop: float = Field(1.0, ge=0.0, description="accuracy points below FP32 for release")
     tolerance: float = Field(0.02, gt=0.0, le=1.0, description="probability difference allowed on reload")
     min_cosine: float = Field(0.999, gt=0.0, le=1.0, description="embedding cosine allowed on reload")
+    max_perplexity_rise: float = Field(
+        0.10, ge=0.0, description="causal LMs: perplexity above FP32's, as a share"
+    )
 
 
 class Readiness(BaseModel):

@@ -131,6 +131,10 @@ def measurements(run: RunResult, result: RecipeResult) -> Measurements:
         cosine_vs_fp32=result.cosine,
         max_abs_diff=result.max_abs_diff,
         speedup_vs_fp32=result.speedup_vs_reference,
+        perplexity=result.perplexity,
+        reference_perplexity=reference.perplexity if reference else None,
+        decode_tokens_per_s=result.decode_tokens_per_s,
+        prefill_ms=result.prefill_ms.model_dump() if result.prefill_ms else None,
         flags=[flag.model_dump() for flag in result.flags],
         evaluation=run.evaluation.model_dump(),
     )
@@ -217,6 +221,8 @@ def sample_file(
     """
     texts = [item.text for item in run.inputs]
     count = min(size, len(texts))
+    if model.is_causal_lm:
+        return generation_sample(result, model, texts[:count])
     batches, positions = evaluation_batches(model, texts, count, eval_batch_size, result.seq_len)
     sample: dict[str, Any] = {"texts": texts[:count], "batches": batches, "positions": positions, "k": 5}
     if model.info.task == "text-classification":
@@ -231,6 +237,35 @@ def sample_file(
             outputs.append(model.postprocess(predictor(feeds), feeds["attention_mask"]))
         sample["expected_embeddings"] = [outputs[b][row].tolist() for b, row in positions]
     return sample
+
+
+def generation_sample(result: RecipeResult, model: Model, prompts: list[str]) -> dict[str, Any]:
+    """A causal LM's sample: the prompts as the studio tokenized them, and its measured top-k and
+    greedy continuations (reproducing them needs no batches: prompts run one at a time)."""
+    count = min(len(prompts), len(result.topk), len(result.continuation_tokens))
+    new_tokens = max((len(t) for t in result.continuation_tokens), default=1)
+    return {
+        "texts": prompts[:count],
+        "prompt_ids": [list(model.tokenizer(p)["input_ids"]) for p in prompts[:count]],
+        "new_tokens": new_tokens,
+        "k": len(result.topk[0]) if result.topk else 5,
+        "expected_topk": [[[token, p] for token, p in row] for row in result.topk[:count]],
+        "expected_continuations": result.continuation_tokens[:count],
+    }
+
+
+def write_generation_files(model: Model, folder: Path) -> list[int]:
+    """predict.py for text generation, the KV-cache loop it runs, and the generation config; returns the
+    token ids that end generation."""
+    source = importlib.resources.files("studio.deploy").joinpath("standalone_generate.py")
+    (folder / SNIPPET).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    loop = importlib.resources.files("studio.backends").joinpath("ort_lm.py")
+    (folder / "ort_lm.py").write_text(loop.read_text(encoding="utf-8"), encoding="utf-8")
+    config = model.weights_folder / "generation_config.json"
+    if config.is_file():
+        shutil.copyfile(config, folder / "generation_config.json")
+    eos = model.tokenizer.eos_token_id
+    return [int(eos)] if eos is not None else []
 
 
 def export_recipe(
@@ -301,8 +336,12 @@ def export_recipe(
                 json.dumps(labels, indent=1, ensure_ascii=False), encoding="utf-8"
             )
         (building / "recipe.toml").write_text(result.recipe_toml, encoding="utf-8")
-        snippet = importlib.resources.files("studio.deploy").joinpath("standalone_predict.py")
-        (building / SNIPPET).write_text(snippet.read_text(encoding="utf-8"), encoding="utf-8")
+        stop_ids: list[int] = []
+        if model.is_causal_lm:
+            stop_ids = write_generation_files(model, building)
+        else:
+            snippet = importlib.resources.files("studio.deploy").joinpath("standalone_predict.py")
+            (building / SNIPPET).write_text(snippet.read_text(encoding="utf-8"), encoding="utf-8")
         contract = Contract(
             runtime=packed.runtime if packed else "onnxruntime",
             runtime_packages=packed.runtime_packages if packed else [],
@@ -326,6 +365,7 @@ def export_recipe(
             pad_token=pad_token,
             labels="labels.json" if labels else None,
             threads=recipe.threads,
+            stop_token_ids=stop_ids,
         )
         (building / CONTRACT_FILE).write_text(contract.model_dump_json(indent=2), encoding="utf-8")
         say("recording the evaluation sample")

@@ -86,6 +86,32 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
     return "\n".join(parts)
 
 
+_GENERATE = """import importlib.util, json
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+spec = importlib.util.spec_from_file_location("ort_lm", "ort_lm.py")  # the KV-cache loop the studio ran
+ort_lm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ort_lm)
+tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")
+model = ort_lm.OrtCausalLM(ort.InferenceSession("{artifact}", providers={providers!r}))
+logits, tokens = ort_lm.greedy_tokens(model, tokenizer.encode("{text}").ids, 32, set({stop!r}))
+print(tokenizer.decode(tokens))
+"""
+
+
+def generation_snippet(contract: Contract, text: str = "The capital of France is") -> str:
+    """Greedy generation with only onnxruntime, numpy and tokenizers (run from the folder)."""
+    return _GENERATE.format(
+        artifact=contract.artifact,
+        providers=contract.providers or ["CPUExecutionProvider"],
+        text=text,
+        stop=contract.stop_token_ids,
+    )
+
+
 def _tensors(contract: Contract) -> list[str]:
     rows = ["| tensor | name | dtype | shape |", "|---|---|---|---|"]
     for kind, specs in (("input", contract.inputs), ("output", contract.outputs)):
@@ -111,8 +137,18 @@ def _measured(evidence: Evidence) -> list[str]:
             f" ({m.accuracy_drop_points:+.2f} points vs FP32)" if m.accuracy_drop_points is not None else ""
         )
         rows.append(f"| task accuracy | {m.accuracy:.1%}{drop} |")
+    if m.decode_tokens_per_s is not None:
+        rows.append(f"| decode | {m.decode_tokens_per_s:.1f} tokens/s (batch 1, greedy) |")
+    if m.prefill_ms:
+        rows.append(
+            f"| prefill of {m.seq_len} tokens p50 / p99 | {m.prefill_ms['p50']:.1f} / {m.prefill_ms['p99']:.1f} ms |"
+        )
+    if m.perplexity is not None:
+        against = f" (FP32: {m.reference_perplexity:.3f})" if m.reference_perplexity else ""
+        rows.append(f"| perplexity | {m.perplexity:.3f}{against} |")
     if m.top1_agreement is not None:
-        rows.append(f"| top-1 agreement with FP32 | {m.top1_agreement:.1%} |")
+        what = "same next-token top-1 as FP32" if m.perplexity is not None else "top-1 agreement with FP32"
+        rows.append(f"| {what} | {m.top1_agreement:.1%} |")
     if m.kl_vs_fp32 is not None:
         rows.append(f"| KL(FP32 ‖ this) | {m.kl_vs_fp32:.5f} |")
     if m.cosine_vs_fp32 is not None:
@@ -134,6 +170,12 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
         for name, version in contract.measured_with.items()
     )
     flags = [f"- **{f['severity']}** {f['code']}: {f['message']}" for f in evidence.measurements.flags]
+    language = contract.task == "text-generation"
+    example = (
+        'python predict.py "The capital of France is" --max-new-tokens 32'
+        if language
+        else ('python predict.py "what is the weather in paris"')
+    )
     lines = [
         f"# {evidence.model['name']}: {evidence.recipe}",
         "",
@@ -152,6 +194,12 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
         *(["- `labels.json`: class names, index = output position"] if contract.labels else []),
         "- `recipe.toml`: the recipe that made it",
         "- `predict.py`: inference code the studio ran in a fresh process to verify this export",
+        *(
+            ["- `ort_lm.py`: the KV-cache decoding loop `predict.py` runs (the studio measured with it)"]
+            if language
+            else []
+        ),
+        *(["- `generation_config.json`: the model's generation defaults"] if language else []),
         "- `deploy.json`: the contract below, machine-readable",
         "- `evidence.json`: quantization parameters, hardware, measurements, checks, file hashes",
         "- `verification/sample.json`: evaluation texts and the studio's predictions for them",
@@ -160,13 +208,13 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
         "",
         "```sh",
         f"pip install numpy tokenizers {packages}".rstrip(),
-        'python predict.py "what is the weather in paris"',
+        example,
         "```",
         "",
         "## Minimal inference",
         "",
         "```python",
-        snippet(contract).rstrip(),
+        (generation_snippet(contract) if language else snippet(contract)).rstrip(),
         "```",
         "",
         "## Contract",

@@ -223,6 +223,40 @@ def compare_embeddings(
     )
 
 
+def compare_generation(
+    sample: dict[str, Any], report: dict[str, Any], tolerance: float, verification: Verification
+) -> Check:
+    """A causal LM: each prompt's next-token top-k as the studio measured it, and the same greedy tokens."""
+    topk = compare_topk(sample["expected_topk"], report["topk"], None, tolerance, verification)
+    expected, got = sample["expected_continuations"], report["continuations"]
+    departed = [
+        f"prompt {i}: token {next((j for j, (a, b) in enumerate(zip(w, h, strict=False)) if a != b), min(len(w), len(h)))}"
+        for i, (w, h) in enumerate(zip(expected, got, strict=True))
+        if w != h
+    ]
+    tokenised = report.get("token_ids_match") or []
+    retokenised = sum(1 for same in tokenised if not same)
+    aside = (
+        f"; note: tokenizers' own encoding differs from the studio's on {retokenised}/{len(tokenised)} prompts "
+        "(the sample feeds the studio's token ids)"
+        if retokenised
+        else ""
+    )
+    if departed:
+        return Check(
+            name="outputs-reproduced",
+            passed=False,
+            detail=f"greedy continuation departs from the studio's on {len(departed)}/{len(expected)} prompts "
+            f"({'; '.join(departed[:3])}); next-token top-k: {topk.detail}{aside}",
+        )
+    return Check(
+        name="outputs-reproduced",
+        passed=topk.passed,
+        detail=f"greedy continuations identical on {len(expected)}/{len(expected)} prompts; next-token "
+        f"{topk.detail}{aside}",
+    )
+
+
 def isolation_check(contract: Contract, imported: list[str]) -> Check:
     """The snippet's process must not lean on the studio or the libraries that built the model."""
     forbidden = [*NEVER_IMPORTED, *(("torch",) if contract.runtime == "onnxruntime" else ())]
@@ -282,7 +316,9 @@ def reproduction_checks(
         detail=f"loaded by {verification.runtime_version} in a fresh process in {verification.load_seconds} s",
     )
     thresholds = evidence.thresholds
-    if "topk" in report and sample.get("expected_topk"):
+    if "continuations" in report and sample.get("expected_continuations") is not None:
+        reproduced = compare_generation(sample, report, thresholds.tolerance, verification)
+    elif "topk" in report and sample.get("expected_topk"):
         reproduced = compare_topk(
             sample["expected_topk"],
             report["topk"],
@@ -346,7 +382,17 @@ def measurement_checks(measured: Measurements, thresholds: Thresholds, run_id: i
     else:
         checks.append(Check(name="top1-agreement", passed=False, detail="not measured"))
     drop = measured.accuracy_drop_points
-    if drop is None:
+    if measured.perplexity is not None and measured.reference_perplexity:
+        rise = measured.perplexity / measured.reference_perplexity - 1
+        checks.append(
+            Check(
+                name="accuracy-drop",
+                passed=rise <= thresholds.max_perplexity_rise,
+                detail=f"perplexity {measured.perplexity:.3f} against FP32's {measured.reference_perplexity:.3f} "
+                f"({rise:+.1%}; budget {thresholds.max_perplexity_rise:+.0%})",
+            )
+        )
+    elif drop is None:
         checks.append(
             Check(
                 name="accuracy-drop",

@@ -29,8 +29,8 @@ TEXT_TITLES: tuple[tuple[str, Axis, Axis], ...] = (
     ("Latency vs accuracy (★ FP32, dashes: Pareto)", ("accuracy", "%"), ("latency p50", "ms")),
 )
 LM_TITLES: tuple[tuple[str, Axis, Axis], ...] = (
-    ("Speed-up vs FP32: decode (blue), prefill (orange)", ("", ""), ("× FP32", "")),
-    ("Same top-1 as FP32 (bars); KLD, ΔPPL as labels", ("", ""), ("same top-1", "%")),
+    ("× FP32: decode (blue), prefill (orange)", ("", ""), ("speed-up against FP32", "×")),
+    ("Same top-1 as FP32; KLD and ΔPPL", ("", ""), ("same top-1", "%")),
     ("Decode tok/s vs KLD (★ FP32, dashes: Pareto)", ("decode", "tok/s"), ("mean KLD", "")),
 )
 

@@ -36,11 +36,11 @@ def draw_speed(plot: pg.PlotWidget, measured: list[RecipeResult], colour: Callab
     for i, r in enumerate(measured):
         if r.decode_tokens_per_s is None:
             continue
-        prefill_ms = f", prefill {r.prefill_ms.p50:.0f} ms" if r.prefill_ms else ""
+        prefill_ms = f" · {r.prefill_ms.p50:.0f} ms" if r.prefill_ms else ""
         label = pg.TextItem(f"{r.decode_tokens_per_s:.1f} tok/s{prefill_ms}", color="#333", anchor=(0, 0.5))
         label.setPos(max(decode[i], prefill[i]) * 1.02, y[i])
         plot.addItem(label)
-    plot.setXRange(0, max(1.0, float(max(decode.max(), prefill.max()))) * 1.6, padding=0)
+    plot.setXRange(0, max(1.0, float(max(decode.max(), prefill.max()))) * 1.9, padding=0)
 
 
 def draw_fidelity(plot: pg.PlotWidget, measured: list[RecipeResult], colour: Callable[[str], str]) -> None:

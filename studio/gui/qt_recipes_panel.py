@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -54,6 +55,7 @@ class RecipeList(QListWidget):
         super().__init__(parent)
         self.studio = state
         self.refresh(self._saved_selection())
+        self.itemChanged.connect(self.keep_reference_ticked)
 
     @staticmethod
     def _saved_selection() -> set[str] | None:
@@ -73,7 +75,10 @@ class RecipeList(QListWidget):
         if reference is not None:
             item = QListWidgetItem(f"{reference.name}  (FP32 reference: always runs first)")
             item.setData(NAME_ROLE, REFERENCE_ROLE)
-            item.setFlags(Qt.ItemFlag.ItemIsUserCheckable)  # shown checked, not editable
+            # Enabled so that it reads as part of the run; a click that unticks it is undone (see below).
+            item.setFlags(
+                Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable
+            )
             item.setCheckState(Qt.CheckState.Checked)
             item.setToolTip(
                 f"{reference.title}\nEvery run starts with the reference; every figure is measured against it."
@@ -106,6 +111,10 @@ class RecipeList(QListWidget):
                 item.setToolTip(f"{recipe.title}\nNot available: {availability.reason}")
             self.addItem(item)
 
+    def keep_reference_ticked(self, item: QListWidgetItem) -> None:
+        if item.data(NAME_ROLE) == REFERENCE_ROLE and item.checkState() != Qt.CheckState.Checked:
+            item.setCheckState(Qt.CheckState.Checked)
+
     def checked(self) -> list[Recipe]:
         names = {
             self.item(i).data(NAME_ROLE)
@@ -128,7 +137,7 @@ class RecipeForm(QGroupBox):
     validityChanged = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Edit recipe", parent)
+        super().__init__("", parent)
         self.name = QLineEdit()
         self.description = QLineEdit()
         self.backend = QComboBox()
@@ -311,15 +320,29 @@ class RecipesPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.add_button, self.save_button, self.load_button):
             buttons.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Recipes (greyed: this machine cannot run them; hover for why)"))
-        layout.addWidget(self.list, 3)
-        layout.addWidget(self.detail)
+        # The list and the form each get the dock's whole height: side by side in one column, the form
+        # showed three fields at 1600x1000.
+        chooser = QWidget()
+        chooser_layout = QVBoxLayout(chooser)
+        chooser_layout.setContentsMargins(0, 4, 0, 0)
+        chooser_layout.addWidget(QLabel("Greyed: not for this model or this machine (hover for why)"))
+        chooser_layout.addWidget(self.list, 1)
+        chooser_layout.addWidget(self.detail)
+        editor = QWidget()
+        editor_layout = QVBoxLayout(editor)
+        editor_layout.setContentsMargins(0, 4, 0, 0)
         scroll = QScrollArea()
         scroll.setWidget(self.form)
         scroll.setWidgetResizable(True)
-        layout.addWidget(scroll, 2)
-        layout.addLayout(buttons)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        editor_layout.addWidget(scroll, 1)
+        editor_layout.addLayout(buttons)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(chooser, "Choose")
+        self.tabs.addTab(editor, "Edit recipe")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.tabs)
         self.list.currentItemChanged.connect(self._selected)
         self.list.itemChanged.connect(lambda _: self.list.save_selection())
         self.form.validityChanged.connect(self.save_button.setEnabled)

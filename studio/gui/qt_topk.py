@@ -66,7 +66,9 @@ class InputsModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or orientation != Qt.Orientation.Horizontal:
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        if orientation != Qt.Orientation.Horizontal:
             return None
         language = self.run is not None and self.run.model.task == "text-generation"
         first = ["#", "prompt", ""] if language else ["#", "input", "label"]
@@ -150,7 +152,7 @@ class TopKPanel(QWidget):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([560, 640])
+        splitter.setSizes([620, 580])
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
