@@ -39,6 +39,7 @@ class BackendSpec:
     needs_torch_model: bool = False
     ort_provider: str = "CUDAExecutionProvider"  # what an ONNX Runtime backend needs on a GPU
     tasks: tuple[Task, ...] = ALL_TASKS  # the model kinds it can run
+    model_types: tuple[str, ...] = ()  # transformers model types it can build from; empty: any
 
     def load(self) -> Backend:
         module_name, _, class_name = self.target.partition(":")
@@ -165,6 +166,37 @@ _BUILTIN = (
         ("cpu", "cuda"),
         ("int4",),
         ("weight-only",),
+    ),
+    BackendSpec(
+        "ort-genai-int4",
+        "ONNX Runtime INT4 (onnxruntime-genai model builder)",
+        "studio.backends.ort_genai_int4:OrtGenaiInt4",
+        "onnxruntime_genai",
+        ("cpu", "cuda"),
+        ("int4",),
+        ("weight-only",),
+        needs_torch_model=True,  # it builds from the Hugging Face weights, not from an ONNX file
+        tasks=("text-generation",),
+        # What onnxruntime-genai 0.14.1's builder has a writer for (its builder.py, by architecture).
+        model_types=(
+            "llama",
+            "mistral",
+            "qwen2",
+            "qwen3",
+            "phi",
+            "phi3",
+            "gemma",
+            "gemma2",
+            "gemma3",
+            "granite",
+            "olmo",
+            "nemotron",
+            "internlm2",
+            "lfm2",
+            "smollm3",
+            "chatglm",
+            "gpt_oss",
+        ),  # fmt: skip
     ),
     BackendSpec(
         "ort-fp16",

@@ -26,6 +26,8 @@ INSTALL_HINT = {
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu on an NVIDIA machine)",
     "tensorrt": "pip install 'quantization-studio[gpu]' (TensorRT's wheels come from NVIDIA's package index)",
     "bitsandbytes": "pip install 'quantization-studio[gpu]'",
+    "onnxruntime_genai": "pip install 'quantization-studio[genai]' (onnxruntime-genai 0.14.1: later builders "
+    "need transformers 5)",
 }
 
 
@@ -81,7 +83,7 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
     if recipe.device == "cpu":
         return Availability(recipe.name, True, precision=recipe.precision)
     gpu = hardware.gpus[0]
-    if spec.runtime == "onnxruntime" and spec.ort_provider not in hardware.ort_providers:
+    if spec.runtime.startswith("onnxruntime") and spec.ort_provider not in hardware.ort_providers:
         return no(
             f"needs ONNX Runtime's {spec.ort_provider}, which this onnxruntime lacks: "
             + (
@@ -131,6 +133,8 @@ def _model_refusal(recipe: Recipe, spec: BackendSpec, hardware: HardwareInfo, mo
     kind = KIND_NAMES.get(model.task, model.task)
     if model.task not in spec.tasks:
         return f"{spec.title} does not run {kind}; pick another backend"
+    if spec.model_types and model.model_type not in spec.model_types:
+        return f"{spec.title} cannot build '{model.model_type}' models (it builds: {', '.join(spec.model_types)})"
     if not recipe.suits(model.task):
         meant = " and ".join(KIND_NAMES.get(t, t) for t in recipe.tasks)
         return f"written for {meant}, and {model.name} is one of the {kind}"

@@ -41,6 +41,7 @@ RUNTIMES = {
     "onnx": "onnx",
     "onnxruntime": "onnxruntime",
     "onnxruntime-gpu": "onnxruntime",
+    "onnxruntime-genai": "onnxruntime_genai",
     "tensorrt": "tensorrt",
     "bitsandbytes": "bitsandbytes",
     "nvidia-ml-py": "pynvml",

@@ -184,7 +184,7 @@ def pack_tensorrt(ctx: BuildContext, spec: BackendSpec, folder: Path) -> Packed:
 
 def pack(ctx: BuildContext, spec: BackendSpec, folder: Path, texts: list[str]) -> Packed:
     """Write the artifact of `ctx.recipe` into `folder` in its deployable form."""
-    if spec.runtime == "onnxruntime":
+    if spec.runtime in ("onnxruntime", "onnxruntime_genai"):  # the builder's graph runs on plain ORT
         return pack_onnxruntime(ctx, spec, folder)
     if ctx.model.is_causal_lm:
         raise StudioError(

@@ -35,6 +35,7 @@ def test_language_model_recipes_cover_the_issue_list() -> None:
         ("ort-fp32", "fp32", "none"),
         ("ort-int4", "int4", "weight-only"),
         ("ort-int8-dynamic", "int8", "dynamic"),
+        ("ort-genai-int4", "int4", "weight-only"),
     }
     gpu = {(r.backend, r.precision) for r in recipes if r.device == "cuda"}
     assert gpu == {

@@ -38,7 +38,7 @@ def write_prompts(path: Path) -> Path:
 
 
 def build_tiny_lm(folder: Path, family: str = "llama", train_steps: int = 80) -> Path:
-    """Save a tiny causal LM (2 layers, hidden 32) and its tokenizer into `folder`."""
+    """Save a tiny causal LM (2 layers, hidden 64 for Llama, 32 for GPT-2) and its tokenizer into `folder`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -65,8 +65,8 @@ def build_tiny_lm(folder: Path, family: str = "llama", train_steps: int = 80) ->
     if family == "llama":
         config = LlamaConfig(
             vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
+            hidden_size=64,  # head size 16: onnxruntime's GroupQueryAttention needs a multiple of 16
+            intermediate_size=128,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
