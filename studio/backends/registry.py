@@ -196,7 +196,7 @@ _BUILTIN = (
             "smollm3",
             "chatglm",
             "gpt_oss",
-        ),  # fmt: skip
+        ),
     ),
     BackendSpec(
         "ort-fp16",
