@@ -2,9 +2,9 @@
 
     python benchmarks/llm_cpu.py [--rounds 3] [--out benchmarks/results/llm_cpu.json]
 
-1. The studio's run engine runs every built-in CPU LLM recipe (and two variants: INT4 with lm_head
-   quantized too, and the onnxruntime-genai model builder's INT4 graph where that package is installed)
-   on the shipped evaluation passages and prompts: perplexity, KLD, same top-1, prefill, decode.
+1. The studio's run engine runs every built-in CPU LLM recipe this machine can run (the onnxruntime-genai
+   builder's INT4 graph where that package is installed) on the shipped evaluation passages and
+   prompts: perplexity, KLD, same top-1, prefill, decode.
 2. An independent loop (benchmarks/time_lm_artifact.py) times every artifact side by side: each in a
    fresh process per round, rounds interleaved over all artifacts; decode of 128 tokens at batch 1,
    prefill of 256 tokens, time to first token, the process's peak RSS.
@@ -40,7 +40,7 @@ from studio.core.dataset import request_data  # noqa: E402
 from studio.core.engine import RunEngine  # noqa: E402
 from studio.core.hardware import probe  # noqa: E402
 from studio.core.paths import cache_dir  # noqa: E402
-from studio.core.recipe import Recipe, builtin_recipes, parse_recipe  # noqa: E402
+from studio.core.recipe import Recipe, builtin_recipes  # noqa: E402
 from studio.core.results import RunResult  # noqa: E402
 from studio.core.settings import RunSettings  # noqa: E402
 
@@ -49,17 +49,6 @@ VARIANTS = Path(__file__).with_name("llm_variants")
 
 def recipes() -> list[Recipe]:
     chosen = [r for r in builtin_recipes("text-generation") if r.device == "cpu"]
-    int4 = next(r for r in chosen if r.name == "llm-ort-int4")
-    chosen.append(
-        parse_recipe(
-            {
-                **int4.model_dump(),
-                "name": "llm-ort-int4-lm-head",
-                "description": "INT4 weight-only with lm_head quantized too",
-                "quantize_lm_head": True,
-            }
-        )
-    )
     hardware = probe()
     return [r for r in chosen if assess(r, hardware).available]
 

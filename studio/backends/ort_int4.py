@@ -68,8 +68,14 @@ class OrtInt4:
             graph = onnx.load(str(source))
             if "Gemm" not in ctx.recipe.exclude_ops and gemm_as_matmul(graph):
                 ctx.notes.append("Gemm projections rewritten as MatMul so that MatMulNBits quantizes them")
+            algorithm = None
+            if ctx.recipe.algorithm == "hqq":
+                from onnxruntime.quantization.matmul_nbits_quantizer import HQQWeightOnlyQuantConfig
+
+                algorithm = HQQWeightOnlyQuantConfig(block_size=ctx.recipe.block_size, bits=4)
             quantizer = MatMulNBitsQuantizer(
                 graph,
+                algo_config=algorithm,
                 bits=4,
                 block_size=ctx.recipe.block_size,
                 is_symmetric=ctx.recipe.symmetric,

@@ -137,6 +137,13 @@ class Model:
     def is_causal_lm(self) -> bool:
         return self.info.task == "text-generation"
 
+    @property
+    def fp32_bytes(self) -> int:
+        """What the FP32 weights take: the files on disk, or four bytes a parameter for a GGUF file."""
+        if self.info.source in ("gguf", "demo-llm"):
+            return self.info.parameters * 4
+        return self.info.size_bytes
+
     @cached_property
     def weights_folder(self) -> Path:
         """The Hugging Face folder transformers loads: the model's own, or a GGUF file's dequantized copy."""

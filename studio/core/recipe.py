@@ -50,6 +50,10 @@ class Recipe(BaseModel):
         None, ge=0, le=4, description="INT4 MatMulNBits compute type: 4 = INT8 (fast on CPU); none = default"
     )
     symmetric: bool = Field(True, description="weight-only: symmetric blocks (no zero point)")
+    algorithm: Literal["rtn", "hqq"] = Field(
+        "rtn",
+        description="INT4 weight-only: round-to-nearest per block, or HQQ (optimised scale and float zero)",
+    )
     quantize_lm_head: bool = Field(False, description="causal LMs: also quantize the output projection")
     double_quant: bool = Field(True, description="bitsandbytes NF4: quantize the quantization constants too")
     compute_dtype: Literal["fp16", "bf16", "fp32"] = Field(

@@ -282,3 +282,27 @@ def test_cli_run_of_a_causal_lm_writes_the_documented_json(
     assert bad.returncode == 2 and "written for text classifiers and encoders" in " ".join(bad.stderr.split())
     info = qstudio("info", str(tiny_gpt2))
     assert "context" in info.stdout and "512 tokens" in info.stdout
+
+
+def test_llm_gpu_recipes_are_gated_like_the_classifiers(tiny_llama) -> None:
+    info = open_model(tiny_llama).info
+    gpu = [r for r in builtin_recipes("text-generation") if r.device == "cuda"]
+    none = probe(FakeNvml.missing())
+    assert all(not assess(r, none, info).available and "needs an NVIDIA GPU" in assess(r, none, info).reason for r in gpu)
+    t4 = probe(FakeNvml.with_cards("t4"))
+    t4 = t4.model_copy(update={"runtimes": {**t4.runtimes, "bitsandbytes": "0.45.0"}})
+    bf16 = assess(resolve_recipe("llm-torch-cuda-bf16"), t4, info)
+    assert not bf16.available and "BF16 needs compute capability >= 8.0" in bf16.reason
+    assert assess(resolve_recipe("llm-torch-cuda-fp16"), t4, info).available
+    assert assess(resolve_recipe("llm-bnb-nf4"), t4, info).available
+
+
+def test_llm_on_a_gpu_backend_without_cuda_says_so(tiny_llama) -> None:
+    from studio.backends.base import BuildContext
+    from studio.backends.torch_cuda import TorchCuda
+
+    recipe = resolve_recipe("llm-torch-cuda-fp16")
+    ctx = BuildContext(open_model(tiny_llama), recipe, ArtifactCache(cache_dir() / "artifacts"), "fp16")
+    backend = TorchCuda()
+    with pytest.raises(StudioError, match="this PyTorch has no CUDA"):
+        backend.load(ctx, backend.prepare(ctx))

@@ -395,6 +395,28 @@ def _num(value: float | None, fmt: str, suffix: str = "") -> str:
     return "-" if value is None else format(value, fmt) + suffix
 
 
+def _likely_cause(result: RecipeResult, same: float | None) -> str:
+    """Why a language-model recipe strays from FP32, from what it is."""
+    if same is not None and same < 0.2:
+        return (
+            "a wrong input binding (position ids, attention mask or past key values in the wrong order) or a "
+            "quantized embedding/index path, not quantization error"
+        )
+    if result.mode == "dynamic":
+        return (
+            "activations are quantized at run time, and a few outlier channels of an LLM's activations set "
+            "the scale and crush the rest (per-tensor scales suffer most): prefer weight-only INT8/INT4, or keep "
+            "the MLP down-projections in float (exclude_nodes)"
+        )
+    if result.mode == "weight-only" and result.precision == "int4":
+        return (
+            "rounding the weights to this INT4 grid costs more than the model tolerates: try algorithm = "
+            '"hqq" (float zero points; it also fits the grid of a GGUF-quantized reference), a smaller '
+            "block_size, or keep lm_head and the most sensitive layers in float"
+        )
+    return "too coarse quantization for this model: keep lm_head and the most sensitive layers in float"
+
+
 def _delta(r: RecipeResult) -> str:
     if r.perplexity_delta is None or r.perplexity is None:
         return "-"
@@ -455,13 +477,7 @@ class CausalLMKind(ModelKind):
             if reference is not None and reference.perplexity and result.perplexity is not None
             else None
         )
-        cause = (
-            "a wrong input binding (position ids, attention mask or past key values in the wrong order) or a "
-            "quantized embedding/index path, not quantization error"
-            if same is not None and same < 0.2
-            else "too coarse quantization for this model: keep lm_head and the most sensitive layers in float, or "
-            "use a smaller block size"
-        )
+        cause = _likely_cause(result, same)
         if same is not None and same < threshold:
             flags.append(
                 Flag(
