@@ -94,19 +94,3 @@ class OrtCausalLM:
 
     def step(self, token: int, cache: Any) -> tuple[np.ndarray, Any]:
         return self._continue(np.asarray([[token]], dtype=np.int64), cache)
-
-
-def greedy_tokens(
-    model: OrtCausalLM, ids: list[int], new_tokens: int, stop: set[int]
-) -> tuple[np.ndarray, list[int]]:
-    """The next-token logits after `ids` and up to `new_tokens` greedy tokens (stopping at `stop`)."""
-    logits, cache = model.start(np.asarray([ids], dtype=np.int64))
-    first = logits
-    out: list[int] = []
-    for position in range(new_tokens):
-        token = int(np.argmax(logits))
-        out.append(token)
-        if token in stop or position == new_tokens - 1:
-            break
-        logits, cache = model.step(token, cache)
-    return first, out

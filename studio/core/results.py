@@ -122,15 +122,7 @@ def diagnose(
     result: RecipeResult, reference: RecipeResult | None, threshold: float, labels: int
 ) -> list[Flag]:
     """Flags for results that look like bugs rather than quantization effects, with the likely cause."""
-    flags: list[Flag] = []
-    if any(note.startswith("non-finite") for note in result.notes):
-        flags.append(
-            Flag(
-                code="non-finite",
-                severity="error",
-                message="outputs contain NaN or Inf: overflow in reduced precision",
-            )
-        )
+    flags: list[Flag] = non_finite_flags(result)
     agreement = result.top1_agreement
     if agreement is not None and agreement < threshold and not result.reference:
         chance = 1.0 / max(labels, 1)
@@ -175,16 +167,34 @@ def diagnose(
                 message=f"embeddings drift from FP32 (cosine {result.cosine:.3f})",
             )
         )
-    if result.precision != result.requested_precision:
-        flags.append(
-            Flag(
-                code="fallback",
-                severity="info",
-                message=f"ran in {result.precision.upper()} instead of "
-                f"{result.requested_precision.upper()}: " + "; ".join(result.notes[:1]),
-            )
+    return flags + fallback_flags(result)
+
+
+def non_finite_flags(result: RecipeResult) -> list[Flag]:
+    """NaN or Inf in the outputs, whatever the model kind."""
+    if not any(note.startswith("non-finite") for note in result.notes):
+        return []
+    return [
+        Flag(
+            code="non-finite",
+            severity="error",
+            message="outputs contain NaN or Inf: overflow in reduced precision",
         )
-    return flags
+    ]
+
+
+def fallback_flags(result: RecipeResult) -> list[Flag]:
+    """A precision the hardware could not run was replaced (FP16 below compute capability 7.0)."""
+    if result.precision == result.requested_precision:
+        return []
+    return [
+        Flag(
+            code="fallback",
+            severity="info",
+            message=f"ran in {result.precision.upper()} instead of "
+            f"{result.requested_precision.upper()}: " + "; ".join(result.notes[:1]),
+        )
+    ]
 
 
 def pareto_front(results: list[RecipeResult]) -> list[RecipeResult]:

@@ -259,8 +259,9 @@ def write_generation_files(model: Model, folder: Path) -> list[int]:
     token ids that end generation."""
     source = importlib.resources.files("studio.deploy").joinpath("standalone_generate.py")
     (folder / SNIPPET).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
-    loop = importlib.resources.files("studio.backends").joinpath("ort_lm.py")
-    (folder / "ort_lm.py").write_text(loop.read_text(encoding="utf-8"), encoding="utf-8")
+    for package, name in (("studio.backends", "ort_lm.py"), ("studio.core", "greedy.py")):
+        code = importlib.resources.files(package).joinpath(name)
+        (folder / name).write_text(code.read_text(encoding="utf-8"), encoding="utf-8")
     config = model.weights_folder / "generation_config.json"
     if config.is_file():
         shutil.copyfile(config, folder / "generation_config.json")

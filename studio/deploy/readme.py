@@ -86,18 +86,22 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
     return "\n".join(parts)
 
 
-_GENERATE = """import importlib.util, json
+_GENERATE = """import importlib.util
 
-import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-spec = importlib.util.spec_from_file_location("ort_lm", "ort_lm.py")  # the KV-cache loop the studio ran
-ort_lm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ort_lm)
+
+def local(name):  # this folder's ort_lm.py (KV-cache runner) and greedy.py (decoding loop)
+    spec = importlib.util.spec_from_file_location(name, f"{{name}}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")
-model = ort_lm.OrtCausalLM(ort.InferenceSession("{artifact}", providers={providers!r}))
-logits, tokens = ort_lm.greedy_tokens(model, tokenizer.encode("{text}").ids, 32, set({stop!r}))
+model = local("ort_lm").OrtCausalLM(ort.InferenceSession("{artifact}", providers={providers!r}))
+logits, tokens = local("greedy").greedy(model, tokenizer.encode("{text}").ids, 32, set({stop!r}))
 print(tokenizer.decode(tokens))
 """
 
@@ -195,7 +199,9 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
         "- `recipe.toml`: the recipe that made it",
         "- `predict.py`: inference code the studio ran in a fresh process to verify this export",
         *(
-            ["- `ort_lm.py`: the KV-cache decoding loop `predict.py` runs (the studio measured with it)"]
+            [
+                "- `ort_lm.py`, `greedy.py`: the KV-cache runner and decoding loop `predict.py` uses (the studio's own)"
+            ]
             if language
             else []
         ),

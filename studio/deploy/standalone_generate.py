@@ -1,7 +1,7 @@
 """Generate text with this exported language model: `python predict.py "The capital of France is"`.
 
-Copied into the export folder of a causal LM as `predict.py`, next to `ort_lm.py` (the KV-cache loop the
-studio measured with). It needs numpy, the `tokenizers` library and onnxruntime, nothing of
+Copied into the export folder of a causal LM as `predict.py`, next to `ort_lm.py` (the KV-cache runner)
+and `greedy.py` (the decoding loop): the files the studio measured with. It needs numpy, the `tokenizers` library and onnxruntime, nothing of
 Quantization Studio or transformers. Decoding is greedy, as the studio measured it.
 
 `--check SAMPLE --report OUT` runs the sample prompts and writes each one's next-token top-k and greedy
@@ -28,11 +28,12 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def _ort_lm() -> Any:
-    """ort_lm.py from this folder (run with `python -I`, the script's folder is not on sys.path)."""
-    spec = importlib.util.spec_from_file_location("ort_lm", HERE / "ort_lm.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"ort_lm.py is missing from {HERE}")
+def _local(name: str) -> Any:
+    """A module file of this folder (run with `python -I`, the script's folder is not on sys.path)."""
+    path = HERE / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise SystemExit(f"{name}.py is missing from {HERE}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -57,8 +58,8 @@ class LanguageModel:
         session = ort.InferenceSession(str(folder / self.contract["artifact"]), options, providers=providers)
         if providers[0] not in session.get_providers():
             raise SystemExit(f"{providers[0]} is not available in this onnxruntime ({ort.__version__})")
-        self.ort_lm = _ort_lm()
-        self.model = self.ort_lm.OrtCausalLM(session)
+        self.model = _local("ort_lm").OrtCausalLM(session)
+        self.greedy = _local("greedy").greedy
         self.runtime = f"onnxruntime {ort.__version__}"
         stop = self.contract.get("stop_token_ids") or []
         self.stop = {int(t) for t in stop}
@@ -68,7 +69,7 @@ class LanguageModel:
         return ids
 
     def generate(self, ids: list[int], new_tokens: int) -> tuple[np.ndarray, list[int]]:
-        first, tokens = self.ort_lm.greedy_tokens(self.model, ids, new_tokens, self.stop)
+        first, tokens = self.greedy(self.model, ids, new_tokens, self.stop)
         return first, tokens
 
     def top_k(self, logits: np.ndarray, k: int) -> list[tuple[str, float]]:

@@ -78,6 +78,7 @@ def test_llm_export_generates_and_verifies(
     for name in (
         "model.onnx",
         "ort_lm.py",
+        "greedy.py",
         "predict.py",
         "tokenizer/tokenizer.json",
         "generation_config.json",
@@ -107,13 +108,13 @@ def test_llm_export_generates_and_verifies(
     assert snippet.returncode == 0, snippet.stderr
     # Verify again from the folder alone; a changed continuation loop is caught.
     assert verify_folder(target).ready_for_local_trial.ready
-    loop = target / "ort_lm.py"
+    loop = target / "greedy.py"
     loop.write_text(
         loop.read_text().replace("token = int(np.argmax(logits))", "token = int(np.argmin(logits))")
     )
     again = verify_folder(target)
     details = {c.name: c.detail for c in again.checks}
-    assert "changed since export (sha256 differs): ort_lm.py" in details["artifact-present"]
+    assert "changed since export (sha256 differs): greedy.py" in details["artifact-present"]
     assert "greedy continuation departs" in details["outputs-reproduced"]
 
 

@@ -23,7 +23,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("model", nargs="?", default="demo-llm")
-    parser.add_argument("--recipes", default="llm-ort-int4,llm-ort-int8-dynamic,llm-torchao-int8-weight-only")
+    parser.add_argument("--recipes", default="llm-ort-int4,llm-ort-genai-int4,llm-ort-int8-dynamic")
     parser.add_argument("--passages", type=int, default=40)
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--eval")

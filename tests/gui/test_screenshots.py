@@ -60,3 +60,34 @@ def test_screenshots_of_the_window_on_the_demo(tmp_path):
     target.mkdir(parents=True, exist_ok=True)
     for png in out.glob("*.png"):
         shutil.copy(png, target / png.name)
+
+
+def test_screenshots_of_the_window_on_the_language_model_demo(tmp_path, studio_home):
+    """demo-llm in the real window: its run, LLM charts, prompts with continuations, a typed prompt.
+
+    Uses the session's artifact cache (the slow demo-llm tests leave the dequantized model and the ONNX
+    export there), with its own settings file."""
+    _require_xvfb()
+    out = tmp_path / "shots"
+    with xvfb(92) as display:
+        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "QSTUDIO_HOME": str(studio_home)}
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.gui.capture_llm", str(out), "demo-llm", "--passages", "30", "--prompts", "8"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    from PySide6.QtGui import QImage
+
+    from tests.gui.capture_llm import SHOTS
+
+    for name in SHOTS:
+        image = QImage(str(out / name))
+        assert image.width() >= 1400 and image.height() >= 900, name
+    target = Path(os.environ.get("QSTUDIO_SCREENSHOTS") or ROOT / "docs" / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    for png in out.glob("*.png"):
+        shutil.copy(png, target / png.name)

@@ -23,9 +23,10 @@ import numpy as np
 
 from studio.core.dataset import TextSet
 from studio.core.errors import StudioError
+from studio.core.greedy import greedy
 from studio.core.kinds.base import Column, Evaluation, Measurer, ModelKind, Timing
 from studio.core.measure import latency_summary, time_calls
-from studio.core.results import Flag, RecipeResult, RunInput
+from studio.core.results import Flag, RecipeResult, RunInput, fallback_flags, non_finite_flags
 from studio.core.types import Task
 from studio.core.units import human_bytes
 
@@ -95,22 +96,6 @@ def top_ids(values: np.ndarray, k: int) -> np.ndarray:
     order = np.argsort(-np.take_along_axis(values, part, axis=-1), axis=-1)
     result: np.ndarray = np.take_along_axis(part, order, axis=-1)
     return result
-
-
-def greedy(
-    lm: LanguageModel, ids: list[int], new_tokens: int, stop: set[int]
-) -> tuple[np.ndarray, list[int]]:
-    """The next-token logits after `ids` and the greedy continuation (stops at an end-of-sequence token)."""
-    logits, cache = lm.start(np.asarray([ids], dtype=np.int64))
-    first = logits
-    out: list[int] = []
-    for position in range(new_tokens):
-        token = int(np.argmax(logits))
-        out.append(token)
-        if token in stop or position == new_tokens - 1:
-            break
-        logits, cache = lm.step(token, cache)
-    return first, out
 
 
 def first_departure(tokens: list[int], reference: list[int]) -> int | None:
@@ -460,15 +445,7 @@ class CausalLMKind(ModelKind):
     def flags(
         self, result: RecipeResult, reference: RecipeResult | None, threshold: float, labels: int
     ) -> list[Flag]:
-        flags: list[Flag] = []
-        if any(note.startswith("non-finite") for note in result.notes):
-            flags.append(
-                Flag(
-                    code="non-finite",
-                    severity="error",
-                    message="logits contain NaN or Inf: overflow in reduced precision",
-                )
-            )
+        flags = non_finite_flags(result)
         if result.reference or not result.ok:
             return flags
         same = result.top1_agreement
@@ -504,13 +481,4 @@ class CausalLMKind(ModelKind):
                     message=f"perplexity {ratio - 1:+.1%} against FP32",
                 )
             )
-        if result.precision != result.requested_precision:
-            flags.append(
-                Flag(
-                    code="fallback",
-                    severity="info",
-                    message=f"ran in {result.precision.upper()} instead of {result.requested_precision.upper()}: "
-                    + "; ".join(result.notes[:1]),
-                )
-            )
-        return flags
+        return flags + fallback_flags(result)
