@@ -129,18 +129,61 @@ def table(run: RunResult, timed: dict[str, dict[str, Any]], bandwidth: float, fl
             f"| {r.kl or 0:.4f} | {(r.top1_agreement or 0) * 100:.1f}% | {delta} | {r.decode_tokens_per_s or 0:.1f} "
             f"| {'; '.join(f.code for f in r.flags)} |"
         )
+    lines += ["", *goal_lines(run, timed)]
     return "\n".join(lines)
+
+
+def goal_lines(run: RunResult, timed: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's goal, judged from the figures: an INT4 recipe >= 3x FP32's decode, same top-1 >= 90%,
+    ΔPPL <= +10%, in <= 1/4 of FP32's peak memory."""
+    ref = timed[run.results[0].recipe]
+    rows = []
+    for r in run.results:
+        if not r.ok or r.precision != "int4" or r.recipe not in timed:
+            continue
+        t = timed[r.recipe]
+        speed = t["tokens_per_s"] / ref["tokens_per_s"]
+        rise = r.perplexity_delta / (r.perplexity - r.perplexity_delta) if r.perplexity_delta is not None else 0.0
+        memory = t["peak_rss"] / ref["peak_rss"]
+        checks = {
+            f"decode {speed:.2f}x (>= 3x)": speed >= 3,
+            f"same top-1 {(r.top1_agreement or 0):.1%} (>= 90%)": (r.top1_agreement or 0) >= 0.9,
+            f"ΔPPL {rise:+.1%} (<= +10%)": rise <= 0.10,
+            f"peak RSS {memory:.2f} of FP32's (<= 0.25)": memory <= 0.25,
+        }
+        met = all(checks.values())
+        rows.append(
+            f"- {r.recipe}: {'**meets the goal**' if met else 'does not meet it'}: "
+            + "; ".join(f"{text} {'yes' if ok else 'no'}" for text, ok in checks.items())
+        )
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm_cpu.json"))
+    parser.add_argument(
+        "--timing-only", action="store_true", help="reuse the studio run recorded in --out; time again"
+    )
+    parser.add_argument(
+        "--table-only", action="store_true", help="only write the README table again from --out"
+    )
     args = parser.parse_args()
     flags = probe().cpu.flags
     print(f"CPU {platform.processor() or platform.machine()}, flags {', '.join(flags)}", flush=True)
     started = time.perf_counter()
-    run = studio_run()
+    if args.table_only:
+        recorded = json.loads(Path(args.out).read_text())
+        run = RunResult.model_validate(recorded["studio"])
+        text = table(run, recorded["independent"], recorded["bandwidth_gb_s"], flags)
+        write_section("llm-table", text)
+        print(text)
+        return 0
+    if args.timing_only:
+        run = RunResult.model_validate(json.loads(Path(args.out).read_text())["studio"])
+    else:
+        run = studio_run()
     print(f"studio run: {time.perf_counter() - started:.0f} s", flush=True)
     bandwidth = bandwidth_gb_s()
     names = [r.recipe for r in run.results if r.ok]

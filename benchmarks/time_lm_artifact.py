@@ -23,6 +23,15 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def peak_rss() -> int:
+    """This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: Linux keeps that across
+    fork and exec, so a child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("recipe", help="a built-in recipe name or a .toml file")
@@ -74,7 +83,7 @@ def main() -> int:
         lm.start(window)
         prefill.append((time.perf_counter() - begin) * 1000)
     ttft, rate = decode()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = peak_rss()
     print(
         json.dumps(
             {
