@@ -302,7 +302,7 @@ def run_header(
             or ("first sentences of the evaluation passages" if model.is_causal_lm else ""),
         ),
         agreement_threshold=settings.agreement_threshold,
-        inputs=kind_of(model.info.task).run_inputs(data),
+        inputs=kind_of(model.info.task).run_inputs(data, settings),
         results=[],
     )
 

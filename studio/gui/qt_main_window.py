@@ -75,12 +75,13 @@ class MainWindow(QMainWindow):
         left = QTabWidget()
         left.addTab(self.model_panel, "Model")
         left.addTab(self.hardware_panel, "Hardware")
-        self.addDockWidget(
-            Qt.DockWidgetArea.LeftDockWidgetArea, _dock("Model and hardware", left, "model_dock")
-        )
-        self.addDockWidget(
-            Qt.DockWidgetArea.LeftDockWidgetArea, _dock("Recipes", self.recipes_panel, "recipes_dock")
-        )
+        model_dock = _dock("Model and hardware", left, "model_dock")
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, model_dock)
+        recipes_dock = _dock("Recipes", self.recipes_panel, "recipes_dock")
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, recipes_dock)
+        # The recipe form needs more height than the model card: it shows whole at 1600x1000.
+        self.resizeDocks([model_dock, recipes_dock], [445, 495], Qt.Orientation.Vertical)
+        self.resizeDocks([model_dock], [500], Qt.Orientation.Horizontal)
         self.error_dock = _dock("Problems", self.errors, "errors_dock")
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.error_dock)
         self.error_dock.hide()  # shown, non-modal, when something goes wrong

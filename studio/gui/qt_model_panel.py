@@ -51,7 +51,17 @@ class ModelPanel(QWidget):
         self.form = form
         self.fields = {
             name: QLabel("–")
-            for name in ("name", "architecture", "task", "parameters", "labels", "size", "path", *LM_ROWS)
+            for name in (
+                "name",
+                "architecture",
+                "task",
+                "parameters",
+                "labels",
+                "size",
+                "path",
+                "note",
+                *LM_ROWS,
+            )
         }
         for name, label in self.fields.items():
             label.setWordWrap(True)
@@ -112,12 +122,14 @@ class ModelPanel(QWidget):
             "parameters": f"{info.parameters / 1e6:.1f} M",
             "labels": f"{len(info.labels)}" + (f": {labels}" if info.labels else " (encoder: embeddings)"),
             "size": human_bytes(info.size_bytes),
-            "path": info.path + "".join(f"\n{note}" for note in info.notes),
+            "path": info.path,
+            "note": " ".join(info.notes),
             **dict(lm_card_rows(info)),
         }
         for name, value in values.items():
             self.fields[name].setText(value)
         for name in ("labels", *LM_ROWS):
             self.form.setRowVisible(self.fields[name], language == (name != "labels"))
+        self.form.setRowVisible(self.fields["note"], bool(info.notes))
         self._set_busy(f"Ready: {info.name}", busy=False)
         self.refresh_recent()

@@ -156,6 +156,11 @@ class RecipeForm(QGroupBox):
         self.accuracy_level = QComboBox()
         self.accuracy_level.addItems(["default", "0", "1", "2", "3", "4"])
         self.accuracy_level.setToolTip("INT4 MatMulNBits compute type: 4 = INT8 (fast on CPU)")
+        self.algorithm = QComboBox()
+        self.algorithm.addItems(["rtn", "hqq"])
+        self.algorithm.setToolTip(
+            "INT4: round-to-nearest per block, or HQQ (float zero points; accurate, slower)"
+        )
         self.per_channel = QCheckBox("per-channel")
         self.optimize_graph = QCheckBox("fuse graph")
         self.symmetric = QCheckBox("symmetric")
@@ -187,6 +192,7 @@ class RecipeForm(QGroupBox):
             ("Threads (0=auto)", self.threads),
             ("Batch size", self.batch_size),
             ("Seq length", self.seq_len),
+            ("INT4 algorithm", self.algorithm),
         )
         for index, (label, field) in enumerate(pairs):
             row, column = len(wide) + index // 2, (index % 2) * 2
@@ -242,6 +248,7 @@ class RecipeForm(QGroupBox):
             "quantize_lm_head": self.quantize_lm_head.isChecked(),
             "block_size": int(self.block_size.currentText()),
             "accuracy_level": None if level == "default" else int(level),
+            "algorithm": self.algorithm.currentText(),
             "exclude_ops": _names(self.exclude_ops.text()),
             "exclude_nodes": _names(self.exclude_nodes.text()),
             "threads": self.threads.value(),
@@ -281,6 +288,7 @@ class RecipeForm(QGroupBox):
         self.accuracy_level.setCurrentText(
             "default" if recipe.accuracy_level is None else str(recipe.accuracy_level)
         )
+        self.algorithm.setCurrentText(recipe.algorithm)
         self.per_channel.setChecked(recipe.per_channel)
         self.optimize_graph.setChecked(recipe.optimize_graph)
         self.symmetric.setChecked(recipe.symmetric)
@@ -351,9 +359,13 @@ class RecipesPanel(QWidget):
         self.load_button.clicked.connect(self.load)
         self.add_button.clicked.connect(self.add)
         state.recipesChanged.connect(lambda: self.list.refresh({r.name for r in self.list.checked()}))
-        state.modelChanged.connect(lambda _: self.list.refresh(self._kept_selection()))
+        state.modelChanged.connect(self._model_changed)
         if self.list.count():
             self.list.setCurrentRow(0)
+
+    def _model_changed(self, _: object) -> None:
+        self.list.refresh(self._kept_selection())
+        self.list.setCurrentRow(0)  # the reference: the detail below must describe this model's list
 
     def _kept_selection(self) -> set[str]:
         """The selection to keep when another model opens; the defaults where none of its kind is chosen."""

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -102,6 +102,18 @@ class InputsModel(QAbstractTableModel):
         return [row for row, i in enumerate(self.rows) if any(self.differs[i])]
 
 
+class SpreadTable(QTableView):
+    """The inputs table: its columns are shared out again whenever its width changes."""
+
+    def __init__(self, panel: TopKPanel) -> None:
+        super().__init__()
+        self.panel = panel
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.panel.spread_columns()
+
+
 def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
@@ -115,11 +127,12 @@ class TopKPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.run: RunResult | None = None
         self.summary = QLabel("Run recipes to compare their predictions.")
         self.summary.setWordWrap(True)
         self.only_disagreements = QCheckBox("only inputs where a backend disagrees with FP32")
         self.inputs_model = InputsModel()
-        self.inputs = QTableView()
+        self.inputs = SpreadTable(self)
         self.inputs.setModel(self.inputs_model)
         self.inputs.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.inputs.setSelectionMode(QTableView.SelectionMode.SingleSelection)
@@ -156,7 +169,6 @@ class TopKPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
-        self.run: RunResult | None = None
         self.only_disagreements.toggled.connect(lambda _: self._fill_inputs())
         self.inputs.selectionModel().currentRowChanged.connect(
             lambda current, _: self._show_input(current.row())
@@ -165,7 +177,11 @@ class TopKPanel(QWidget):
         self.predict_button.clicked.connect(self._predict)
 
     def _ok(self) -> list[RecipeResult]:
-        return [r for r in (self.run.results if self.run else []) if r.ok and r.topk]
+        """Results with a top-k for every input (a run recorded by another version may not line up)."""
+        if self.run is None:
+            return []
+        count = len(self.run.inputs)
+        return [r for r in self.run.results if r.ok and len(r.topk) == count]
 
     @property
     def language(self) -> bool:
@@ -213,21 +229,25 @@ class TopKPanel(QWidget):
 
     def _fill_inputs(self) -> None:
         self.inputs_model.load(self.run, self._ok(), self.only_disagreements.isChecked())
-        header = self.inputs.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        self.inputs.setColumnWidth(0, 44)
-        self.inputs.setColumnWidth(1, 240)
-        self.inputs.setColumnWidth(2, 0 if self.language else 110)
         self.inputs.setColumnHidden(2, self.language)
-        backends = max(1, self.inputs_model.columnCount() - 3)
-        width = max(
-            90, (self.inputs.viewport().width() - 44 - 240 - (0 if self.language else 110)) // backends
-        )
-        for column in range(3, self.inputs_model.columnCount()):
-            self.inputs.setColumnWidth(column, width)
+        self.spread_columns()
         if self.inputs_model.rowCount():
             self.inputs.selectRow(0)
+
+    def spread_columns(self) -> None:
+        """Share the table's width: the input 40% of what the number and label leave, each backend's top-1
+        an equal part of the rest, so every backend stays in view without a horizontal scroll bar."""
+        header = self.inputs.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        backends = max(1, self.inputs_model.columnCount() - 3)
+        label = 0 if self.language else 100
+        room = max(0, self.inputs.viewport().width() - 40 - label)
+        text = max(90, int(room * 0.4))
+        share = max(44, (room - text) // backends)
+        for column, width in enumerate([40, text, label, *([share] * backends)]):
+            if column < self.inputs_model.columnCount():
+                self.inputs.setColumnWidth(column, width)
 
     def _show_input(self, row: int) -> None:
         if self.run is None or not 0 <= row < len(self.inputs_model.rows):

@@ -306,3 +306,9 @@ def test_llm_on_a_gpu_backend_without_cuda_says_so(tiny_llama) -> None:
     backend = TorchCuda()
     with pytest.raises(StudioError, match="this PyTorch has no CUDA"):
         backend.load(ctx, backend.prepare(ctx))
+
+
+def test_prompt_limit_applies_to_the_inputs_and_every_table(tiny_llama, tiny_passages, tiny_prompts, hardware) -> None:
+    limited = FAST.model_copy(update={"prompt_limit": 2})
+    run = run_lm(tiny_llama, tiny_passages, tiny_prompts, [], hardware, limited)
+    assert len(run.inputs) == 2 and len(run.results[0].topk) == 2 and len(run.results[0].continuations) == 2

@@ -93,7 +93,7 @@ class ModelKind(ABC):
     def columns(self) -> list[Column]:
         """The results table's columns after the recipe name."""
 
-    def run_inputs(self, data: TextSet) -> list[RunInput]:
+    def run_inputs(self, data: TextSet, settings: RunSettings) -> list[RunInput]:
         """The inputs a run's top-k tables line up with."""
         return [
             RunInput(text=text, gold=data.labels[i] if data.labels is not None else None)

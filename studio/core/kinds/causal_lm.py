@@ -27,6 +27,7 @@ from studio.core.greedy import greedy
 from studio.core.kinds.base import Column, Evaluation, Measurer, ModelKind, Timing
 from studio.core.measure import latency_summary, time_calls
 from studio.core.results import Flag, RecipeResult, RunInput, fallback_flags, non_finite_flags
+from studio.core.settings import RunSettings
 from studio.core.types import Task
 from studio.core.units import human_bytes
 
@@ -63,10 +64,14 @@ def first_sentence(passage: str, limit: int = 12) -> str:
     return " ".join(words[: max(3, min(limit, len(words) - 1))]) if len(words) > 3 else sentence
 
 
-def prompts_of(data: TextSet) -> list[str]:
-    if data.prompts:
-        return list(data.prompts)
-    return [first_sentence(p) for p in data.texts[:PROMPTS_FROM_PASSAGES]]
+def prompts_of(data: TextSet, limit: int = 0) -> list[str]:
+    """The prompts a run shows side by side (the first `limit` when it is set)."""
+    prompts = (
+        list(data.prompts)
+        if data.prompts
+        else [first_sentence(p) for p in data.texts[:PROMPTS_FROM_PASSAGES]]
+    )
+    return prompts[:limit] if limit else prompts
 
 
 def token_stream(tokenizer: Any, passages: list[str]) -> np.ndarray:
@@ -125,9 +130,7 @@ def _stop_tokens(tokenizer: Any) -> set[int]:
 class CausalLMMeasurer(Measurer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.prompts = prompts_of(self.data)
-        if self.settings.prompt_limit:
-            self.prompts = self.prompts[: self.settings.prompt_limit]
+        self.prompts = prompts_of(self.data, self.settings.prompt_limit)
         self._stream: np.ndarray | None = None
 
     @property
@@ -432,8 +435,8 @@ class CausalLMKind(ModelKind):
             ),
         ]
 
-    def run_inputs(self, data: TextSet) -> list[RunInput]:
-        return [RunInput(text=prompt) for prompt in prompts_of(data)]
+    def run_inputs(self, data: TextSet, settings: RunSettings) -> list[RunInput]:
+        return [RunInput(text=prompt) for prompt in prompts_of(data, settings.prompt_limit)]
 
     def check_data(self, data: TextSet) -> None:
         if not data.texts or not any(t.strip() for t in data.texts):
