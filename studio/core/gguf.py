@@ -159,10 +159,7 @@ def open_gguf(path: Path, name: str | None = None, source: Literal["gguf", "demo
         vocab_size=card["vocab_size"],
         dtype=f"GGUF {card['quantization']}",
         chat_template=card["chat_template"],
-        notes=[
-            f"GGUF {card['quantization']} ({mix} tensors); the FP32 reference is these weights dequantized "
-            "by transformers' GGUF loader"
-        ],
+        notes=[f"the FP32 reference is these weights dequantized; tensors: {mix}"],
     )
     return Model(info, path.parent)
 

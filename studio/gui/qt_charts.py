@@ -257,7 +257,7 @@ class ChartsPanel(QWidget):
             self.scatter.addItem(label)
         xs_all = [r.latency_ms.p50 for r in measured if r.latency_ms]
         ys_all = [quality(r) for r in measured]
-        self.scatter.setXRange(0, max(xs_all) * 1.25, padding=0)
+        self.scatter.setXRange(0, max(xs_all) * 1.6, padding=0)  # room for the rightmost name
         self.scatter.setYRange(max(0.0, min(ys_all) - 5), min(100.0, max(ys_all) + 2) + 0.5, padding=0)
         front = sorted(pareto_front(measured), key=lambda r: r.latency_ms.p50 if r.latency_ms else 0)
         if len(front) > 1:

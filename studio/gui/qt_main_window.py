@@ -80,7 +80,7 @@ class MainWindow(QMainWindow):
         recipes_dock = _dock("Recipes", self.recipes_panel, "recipes_dock")
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, recipes_dock)
         # The recipe form needs more height than the model card: it shows whole at 1600x1000.
-        self.resizeDocks([model_dock, recipes_dock], [445, 495], Qt.Orientation.Vertical)
+        self.resizeDocks([model_dock, recipes_dock], [462, 478], Qt.Orientation.Vertical)
         self.resizeDocks([model_dock], [500], Qt.Orientation.Horizontal)
         self.error_dock = _dock("Problems", self.errors, "errors_dock")
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.error_dock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -20,6 +21,7 @@ from studio.core.model import ModelInfo
 from studio.core.units import human_bytes
 from studio.gui.qt_state import StudioState, path_name
 
+ELIDED = ("path", "note")
 LM_ROWS = ("layers", "hidden size", "context", "vocabulary", "dtype on disk", "chat template")
 
 
@@ -42,7 +44,7 @@ class ModelPanel(QWidget):
         for button in self.buttons:
             buttons.addWidget(button)
         self.recent = QListWidget()
-        self.recent.setMaximumHeight(90)
+        self.recent.setMaximumHeight(64)
         self.recent.setToolTip("Recent models: double-click to open")
         self.status = QLabel("No model yet. Drop a model folder or .onnx file here.")
         self.status.setWordWrap(True)
@@ -127,7 +129,13 @@ class ModelPanel(QWidget):
             **dict(lm_card_rows(info)),
         }
         for name, value in values.items():
-            self.fields[name].setText(value)
+            label = self.fields[name]
+            label.setToolTip(value)
+            if name in ELIDED:  # a wrapped second line is clipped by the form layout: one line, elided
+                label.setWordWrap(False)
+                mode = Qt.TextElideMode.ElideMiddle if name == "path" else Qt.TextElideMode.ElideRight
+                value = label.fontMetrics().elidedText(value, mode, 320)
+            label.setText(value)
         for name in ("labels", *LM_ROWS):
             self.form.setRowVisible(self.fields[name], language == (name != "labels"))
         self.form.setRowVisible(self.fields["note"], bool(info.notes))

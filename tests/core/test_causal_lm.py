@@ -240,7 +240,7 @@ def test_demo_llm_card_and_an_unsupported_quantization(monkeypatch) -> None:
     assert (info.layers, info.hidden_size, info.context_length, info.vocab_size) == (30, 576, 8192, 49152)
     assert info.dtype == "GGUF Q4_1" and info.chat_template is True
     assert 134e6 < info.parameters < 135e6
-    assert "FP32 reference is these weights dequantized" in info.notes[0]
+    assert "FP32 reference is these weights dequantized; tensors: 210 Q4_1" in info.notes[0]
     monkeypatch.setattr(gguf, "_supported_types", lambda: {"F32", "Q8_0"})
     with pytest.raises(StudioError, match="uses the GGUF quantization Q4_1, which the gguf package cannot"):
         open_model("demo-llm")

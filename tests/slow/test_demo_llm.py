@@ -1,5 +1,5 @@
 """The language-model demo for real: SmolLM2-135M-Instruct from its GGUF Q4_1 file, the shipped passages
-and prompts, INT4 and INT8 recipes against the dequantized FP32 reference, and an INT4 export."""
+and prompts, INT4 (RTN and HQQ) against the dequantized FP32 reference, and an INT4 export."""
 
 from __future__ import annotations
 
@@ -41,8 +41,13 @@ def test_shipped_language_evaluation_set() -> None:
 @pytest.fixture(scope="module")
 def demo_run() -> int:
     data, calibration = request_data({"model": "demo-llm", "task": "text-generation", "limit": 40})
-    recipes = [resolve_recipe("llm-ort-int4"), resolve_recipe("llm-ort-int8-dynamic")]
-    request = {"model": "demo-llm", "task": "text-generation", "limit": 40, "settings": FAST.model_dump(mode="json")}
+    recipes = [resolve_recipe("llm-ort-int4"), resolve_recipe("llm-ort-int4-hqq")]
+    request = {
+        "model": "demo-llm",
+        "task": "text-generation",
+        "limit": 40,
+        "settings": FAST.model_dump(mode="json"),
+    }
     engine = RunEngine(ArtifactCache(cache_dir() / "artifacts"), default_store(), nvml=FakeNvml.missing())
     run = engine.run("demo-llm", recipes, data, calibration, FAST, request={**request, "recipes": []})
     assert run.run_id is not None
@@ -59,19 +64,28 @@ def test_demo_llm_reference_int4_and_int8(demo_run: int) -> None:
     assert token == "␣Paris" and 0.6 < probability < 0.9, reference.topk[0]
     assert reference.continuations[0].startswith(" Paris")
     assert 3 < reference.perplexity < 60, reference.perplexity
-    for name in ("llm-ort-int4", "llm-ort-int8-dynamic"):
+    for name in ("llm-ort-int4", "llm-ort-int4-hqq"):
         result = by_name[name]
         assert result.status == "ok", result.reason
-        assert result.top1_agreement >= 0.8, (name, result.top1_agreement)
-        assert result.perplexity < 1.3 * reference.perplexity, (name, result.perplexity)
         assert result.tokens_evaluated == reference.tokens_evaluated > 1000
-        assert result.size_bytes < 0.6 * 4 * run.model.parameters
+        assert result.size_bytes < 0.4 * 4 * run.model.parameters
         assert result.decode_tokens_per_s > 0 and result.prefill_ms is not None
+    # The reference is the file's Q4_1 weights: integer-zero-point INT4 cannot land on that grid and the
+    # flag says so (benchmarks/README.md); HQQ's float zero points can, and reproduce FP32 closely.
+    rtn, hqq = by_name["llm-ort-int4"], by_name["llm-ort-int4-hqq"]
+    assert rtn.top1_agreement < 0.9 and "low-agreement" in {f.code for f in rtn.flags}
+    assert 'algorithm = "hqq"' in next(f.message for f in rtn.flags if f.code == "low-agreement")
+    assert hqq.top1_agreement >= 0.95 and hqq.perplexity < 1.02 * reference.perplexity, hqq
+    assert not [f for f in hqq.flags if f.severity == "error"]
 
 
 def test_demo_llm_int4_exports_and_generates(demo_run: int, tmp_path: Path) -> None:
     evidence = export_recipe(
-        demo_run, "llm-ort-int4", tmp_path / "int4", store=default_store(), cache=ArtifactCache(cache_dir() / "artifacts")
+        demo_run,
+        "llm-ort-int4-hqq",
+        tmp_path / "int4",
+        store=default_store(),
+        cache=ArtifactCache(cache_dir() / "artifacts"),
     )
     assert evidence.ready_for_local_trial.ready, evidence.ready_for_local_trial.reasons
     sample = json.loads((tmp_path / "int4" / "verification" / "sample.json").read_text())
