@@ -71,13 +71,18 @@ class _WorkerOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# Isolated mode: neither the caller's current directory (a folder named `studio` there would shadow the
+# package) nor PYTHONPATH and friends decide what a worker imports; the installed package does.
+ISOLATED = "-I"
+
+
 def worker_command(job_file: Path) -> list[str]:
     """The worker, started below the window's priority (from its first instruction, imports included): on a
     machine with few cores the GUI still gets the CPU when it needs it, and a worker alone runs as fast."""
     if getattr(sys, "frozen", False):  # the installed bundle: its own binary is the interpreter
         command = [sys.executable, "__worker__", str(job_file)]
     else:
-        command = [sys.executable, "-m", "studio.core.worker", str(job_file)]
+        command = [sys.executable, ISOLATED, "-m", "studio.core.worker", str(job_file)]
     nice = shutil.which("nice")
     return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
 
@@ -86,7 +91,7 @@ def cli_command(*args: str) -> list[str]:
     """`qstudio ARGS` as a child process: through the bundle's binary when frozen, else this Python."""
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
-    return [sys.executable, "-m", "studio.cli.main", *args]
+    return [sys.executable, ISOLATED, "-m", "studio.cli.main", *args]
 
 
 class ResourceSampler:
@@ -176,6 +181,7 @@ class RunEngine:
         self.nvml = nvml
         self.memory_limit_bytes = memory_limit_bytes
         self.test_backends = list(test_backends)
+        self.import_paths = _module_roots(self.test_backends)
         self.cancel_event = threading.Event()
         self._skipped: set[str] = set()
         self.run_id: int | None = None
@@ -314,6 +320,7 @@ class RunEngine:
                 run_dir=run_dir,
                 predict=recipes,
                 test_backends=self.test_backends,
+                import_paths=self.import_paths,
             )
             outcome = self.run_worker(job, ignore, GpuMemoryProbe(self.nvml))
         predictions: dict[str, Any] = dict(outcome.data.get("predictions", {}))
@@ -423,12 +430,34 @@ class RunEngine:
             extra_shapes=queue_.shapes if position == 0 else [],
             memory_limit_bytes=self.memory_limit_bytes,
             test_backends=self.test_backends,
+            import_paths=self.import_paths,
         )
         outcome = self.run_worker(job, queue_.listener, queue_.gpu)
         if position == 0 and outcome.result.ok:
             queue_.reference["reference_outputs"] = outcome.data.get("reference_outputs")
             queue_.reference["reference_timings"] = outcome.data.get("reference_timings", {})
         return outcome.result
+
+
+def _module_roots(entries: list[str]) -> list[str]:
+    """The folders an isolated worker needs on its path to import the "module:SPEC" entries named."""
+    import importlib.util
+
+    roots = []
+    for entry in entries:
+        top = entry.partition(":")[0].split(".")[0]
+        spec = importlib.util.find_spec(top)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        origin = (
+            Path(locations[0]).parent
+            if locations
+            else Path(spec.origin).parent
+            if spec and spec.origin
+            else None
+        )
+        if origin is not None and str(origin) not in roots:
+            roots.append(str(origin))
+    return roots
 
 
 @dataclass

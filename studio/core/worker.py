@@ -52,6 +52,7 @@ class WorkerJob(BaseModel):
     memory_limit_bytes: int | None = None
     predict: list[Recipe] = []  # when set: only predict `texts` with these recipes (no measuring)
     test_backends: list[str] = []  # "module:SPEC" entries registered before running (tests only)
+    import_paths: list[str] = []  # folders that hold those modules (the worker runs isolated from cwd)
 
 
 def shape_key(shape: Shape) -> str:
@@ -81,11 +82,12 @@ def _limit_memory(limit: int | None) -> None:
         log.warning("cannot limit the worker's memory: %s", error)
 
 
-def _register_test_backends(entries: list[str]) -> None:
+def _register_test_backends(entries: list[str], paths: list[str]) -> None:
     import importlib
 
     from studio.backends.registry import register
 
+    sys.path.extend(p for p in paths if p not in sys.path)
     for entry in entries:
         module, _, name = entry.partition(":")
         register(getattr(importlib.import_module(module), name))
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_torch_imports()
     raw = json.loads(Path(argv[0]).read_text())
-    _register_test_backends(raw.get("test_backends", []))  # before the recipe is validated against them
+    # before the recipe is validated against them
+    _register_test_backends(raw.get("test_backends", []), raw.get("import_paths", []))
     job = WorkerJob.model_validate(raw)
     _limit_memory(job.memory_limit_bytes)
     try:

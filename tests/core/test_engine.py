@@ -227,3 +227,18 @@ def test_cancel_one_recipe_and_the_queue_goes_on(tmp_path, tiny_classifier, tiny
     assert statuses["skip-me"] == ("cancelled", "cancelled before it started")
     assert statuses["ort-fp32"][0] == "ok"
     assert engine.store.runs()[0].status == "finished"
+
+
+def test_workers_do_not_import_a_studio_folder_where_the_user_stands(
+    tiny_classifier, tiny_eval, tmp_path, monkeypatch
+) -> None:
+    """A folder named `studio` in the current directory (or on PYTHONPATH) must not shadow the package."""
+    shadow = tmp_path / "home"
+    (shadow / "studio" / "core").mkdir(parents=True)
+    (shadow / "studio" / "__init__.py").write_text("# somebody's own project, not Quantization Studio\n")
+    (shadow / "studio" / "core" / "__init__.py").write_text("")
+    monkeypatch.chdir(shadow)
+    monkeypatch.setenv("PYTHONPATH", str(shadow))
+    data = load_texts(tiny_eval)
+    run = _engine(tmp_path).run(str(tiny_classifier), [resolve_recipe("ort-fp32")], data, data, FAST)
+    assert [r.status for r in run.results] == ["ok", "ok"], [r.reason for r in run.results]
