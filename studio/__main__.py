@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-WORKER_FLAG = "__worker__"
-SCRIPT_FLAG = "__script__"
+from studio.core.bundle import SCRIPT_FLAG, WORKER_FLAG
 
 
 def run() -> None:

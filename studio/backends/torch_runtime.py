@@ -8,14 +8,11 @@ from typing import Any
 import numpy as np
 
 from studio.backends.base import Feeds
+from studio.core.quiet import quiet_torch_imports
+
+__all__ = ["quiet_torch_imports"]  # re-exported for the backends
 
 log = logging.getLogger(__name__)
-
-
-def quiet_torch_imports() -> None:
-    """torchao logs every optional CUDA kernel it cannot load on a CPU machine; that is noise here."""
-    for name in ("torchao", "torch._dynamo", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def set_threads(threads: int) -> None:

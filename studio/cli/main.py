@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from studio.backends.torch_runtime import quiet_torch_imports
+    from studio.core.quiet import quiet_torch_imports
 
     quiet_torch_imports()
     if args.version:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.backends.registry import BackendSpec, get_spec
+from studio.core.catalogue import BackendSpec, get_spec
 from studio.core.hardware import HardwareInfo
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe

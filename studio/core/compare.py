@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import studio
-from studio.backends.base import Artifact, BuildContext
-from studio.backends.registry import BackendSpec, get_spec
+from studio.core.artifact import Artifact, BuildContext
 from studio.core.cache import ArtifactCache, library_versions
 from studio.core.capability import assess
+from studio.core.catalogue import BackendSpec, get_spec
 from studio.core.dataset import TextSet
 from studio.core.errors import Cancelled, StudioError
 from studio.core.events import Event, Listener, ignore

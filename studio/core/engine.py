@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.core.bundle import WORKER_FLAG
 from studio.core.cache import ArtifactCache
 from studio.core.capability import assess
 from studio.core.compare import (
@@ -80,7 +81,7 @@ def worker_command(job_file: Path) -> list[str]:
     """The worker, started below the window's priority (from its first instruction, imports included): on a
     machine with few cores the GUI still gets the CPU when it needs it, and a worker alone runs as fast."""
     if getattr(sys, "frozen", False):  # the installed bundle: its own binary is the interpreter
-        command = [sys.executable, "__worker__", str(job_file)]
+        command = [sys.executable, WORKER_FLAG, str(job_file)]
     else:
         command = [sys.executable, ISOLATED, "-m", "studio.core.worker", str(job_file)]
     nice = shutil.which("nice")

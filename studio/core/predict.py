@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.backends.base import BuildContext
-from studio.backends.registry import get_spec
+from studio.core.artifact import BuildContext
 from studio.core.cache import ArtifactCache
 from studio.core.capability import assess
+from studio.core.catalogue import get_spec
 from studio.core.compare import describe_failure
 from studio.core.dataset import TextSet
 from studio.core.hardware import HardwareInfo

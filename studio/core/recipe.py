@@ -13,7 +13,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from studio.backends.registry import REGISTRY
+from studio.core.catalogue import REGISTRY
 from studio.core.errors import StudioError
 from studio.core.paths import resources_dir
 from studio.core.types import CalibrationMethod, Device, Mode, Precision, Task

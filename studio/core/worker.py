@@ -85,7 +85,7 @@ def _limit_memory(limit: int | None) -> None:
 def _register_test_backends(entries: list[str], paths: list[str]) -> None:
     import importlib
 
-    from studio.backends.registry import register
+    from studio.core.catalogue import register
 
     sys.path.extend(p for p in paths if p not in sys.path)
     for entry in entries:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from studio.backends.torch_runtime import quiet_torch_imports
+    from studio.core.quiet import quiet_torch_imports
 
     quiet_torch_imports()
     raw = json.loads(Path(argv[0]).read_text())

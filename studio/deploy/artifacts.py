@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.backends.base import Artifact, Backend, BuildContext, Predictor
-from studio.backends.registry import BackendSpec
 from studio.backends.torch_runtime import named_output
+from studio.core.artifact import Artifact, Backend, BuildContext, Predictor
+from studio.core.catalogue import BackendSpec
 from studio.core.compare import describe_failure
 from studio.core.errors import StudioError
 from studio.core.inputs import encode

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import studio
-from studio.backends.base import BuildContext
-from studio.backends.registry import get_spec
+from studio.core.artifact import BuildContext
 from studio.core.cache import ArtifactCache
+from studio.core.catalogue import get_spec
 from studio.core.compare import describe_failure
 from studio.core.errors import StudioError
 from studio.core.inputs import encode, length_buckets

@@ -14,6 +14,9 @@ from __future__ import annotations
 import sys
 
 _LOADED_BEFORE = set(sys.modules)
+# No byte-code caches in the folder: a module edited within the same second and to the same size would
+# otherwise run from its stale cache, and the folder's files are what this script must run.
+sys.dont_write_bytecode = True
 
 import argparse  # noqa: E402 - imports after taking stock of what was loaded before
 import importlib.util  # noqa: E402

@@ -96,7 +96,7 @@ def snippet_command(python: str | None, folder: Path, sample: Path, report: Path
     if python:
         return [python, "-I", *script]
     if getattr(sys, "frozen", False):  # the installed bundle runs scripts through its own binary
-        from studio.__main__ import SCRIPT_FLAG
+        from studio.core.bundle import SCRIPT_FLAG
 
         return [sys.executable, SCRIPT_FLAG, *script]
     return [sys.executable, "-I", *script]

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.backends.registry import REGISTRY
+from studio.core.catalogue import REGISTRY
 from studio.core.compare import reference_recipe
 from studio.core.errors import StudioError
 from studio.core.recipe import Recipe, load_recipe_file, parse_recipe

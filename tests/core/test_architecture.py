@@ -1,4 +1,5 @@
-"""The layering rule: the core, backends and CLI never import Qt (import-linter contract in pyproject)."""
+"""The layering rules (import-linter contracts in pyproject): the core, backends and CLI never import Qt,
+and the layers import one way only: cli > gui > deploy > backends > core."""
 
 import shutil
 import subprocess
@@ -6,11 +7,22 @@ import sys
 from pathlib import Path
 
 
-def test_core_does_not_import_qt() -> None:
+def test_layers_import_one_way_and_the_core_does_not_import_qt() -> None:
     lint = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     result = subprocess.run([lint], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 1 kept, 0 broken" in result.stdout
+    assert "Contracts: 2 kept, 0 broken" in result.stdout
+    assert "One-way layers" in result.stdout
+
+
+def test_the_core_imports_nothing_of_the_backends() -> None:
+    """Caught statically too (the layers contract): here, at run time, for the catalogue and the runner."""
+    code = (
+        "import sys; import studio.core.compare, studio.core.capability, studio.core.worker, studio.core.predict;"
+        "print(','.join(m for m in sys.modules if m.startswith(('studio.backends', 'studio.deploy'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
 
 
 def test_importing_the_core_loads_no_heavy_runtime() -> None:
