@@ -6,6 +6,8 @@ from pathlib import Path
 
 from studio.backends.base import Artifact, BuildContext, Predictor
 from studio.backends.onnx_graphs import lm_head_nodes, load_predictor, op_types, quantized_artifact
+from studio.core.hardware import cpu_flags
+from studio.core.isa import dynamic_int8_settings
 
 # Operators ORT's dynamic quantizer knows; the recipe's exclude_ops are taken out of this set.
 DYNAMIC_OPS = ("MatMul", "Attention", "Gather", "LSTM", "EmbedLayerNormalization", "Conv")
@@ -17,7 +19,7 @@ class OrtDynamicInt8:
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            ctx.report("quantize (dynamic INT8)", 0, 1)
+            ctx.report(f"quantize (dynamic INT8, optimum's {isa['preset']} preset)", 0, 1)
             present = op_types(source)
             ops = [op for op in DYNAMIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
             excluded = list(ctx.recipe.exclude_nodes)
@@ -28,14 +30,20 @@ class OrtDynamicInt8:
                 target,
                 op_types_to_quantize=ops,
                 per_channel=ctx.recipe.per_channel,
-                weight_type=QuantType.QInt8,
+                weight_type=getattr(QuantType, isa["weight_type"]),
+                reduce_range=isa["reduce_range"],
                 nodes_to_exclude=excluded,
                 use_external_data_format=source.stat().st_size > 2**31 - 2**26,
                 # Fused graphs carry com.microsoft ops whose outputs have no type info without this.
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
 
-        return quantized_artifact(ctx, "int8-dynamic", write)
+        isa = dynamic_int8_settings(cpu_flags())
+        ctx.notes.append(
+            f"dynamic INT8 as optimum-onnx's {isa['preset']} preset sets it for this CPU: {isa['weight_type']} "
+            "weights, QUInt8 activations"
+        )
+        return quantized_artifact(ctx, f"int8-dynamic-{isa['preset']}", write)
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         return load_predictor(ctx, artifact)

@@ -1,6 +1,8 @@
 """Which recipes this machine can run, and why not.
 
-The rules follow what NVIDIA hardware supports: FP16 needs compute capability 7.0 (below it FP32 runs
+On the CPU, the instruction sets decide (`studio.core.isa`): a recipe whose kernels need what the CPU
+lacks is marked "expect slower than FP32 here: no ..." before it runs. On NVIDIA GPUs the rules follow
+what the hardware supports: FP16 needs compute capability 7.0 (below it FP32 runs
 instead, and the user is told), BF16 8.0, FP8 8.9, FP4 10.0, and there is no dynamic INT8 on NVIDIA
 GPUs (INT8 there is static: calibrated QDQ, or TensorRT). Every recipe gets an answer with a reason a
 person can act on; nothing is hidden.
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from studio.core.catalogue import BackendSpec, get_spec
 from studio.core.hardware import HardwareInfo
+from studio.core.isa import cpu_notice
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe
 from studio.core.types import Precision
@@ -81,7 +84,8 @@ def assess(recipe: Recipe, hardware: HardwareInfo, model: ModelInfo | None = Non
             f"needs {spec.runtime}, which is not installed; {INSTALL_HINT.get(spec.runtime, '')}".rstrip("; ")
         )
     if recipe.device == "cpu":
-        return Availability(recipe.name, True, precision=recipe.precision)
+        notice = cpu_notice(recipe.backend, recipe.precision, recipe.mode, hardware.cpu.flags)
+        return Availability(recipe.name, True, precision=recipe.precision, notice=notice)
     gpu = hardware.gpus[0]
     if spec.runtime.startswith("onnxruntime") and spec.ort_provider not in hardware.ort_providers:
         return no(

@@ -29,7 +29,7 @@ from studio.core.kinds.base import Timing
 from studio.core.measure import PeakRss
 from studio.core.model import Model, ModelInfo
 from studio.core.recipe import Recipe
-from studio.core.results import EvalInfo, RecipeResult, RunResult
+from studio.core.results import EvalInfo, RecipeResult, RunResult, slower_flags
 from studio.core.settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,7 @@ def finalise(result: RecipeResult, run: RunResult, settings: RunSettings) -> Rec
         result.perplexity_delta = result.perplexity - reference.perplexity
     result.flags = kind_of(run.model.task).flags(
         result, reference, settings.agreement_threshold, len(run.model.labels)
-    )
+    ) + slower_flags(result, reference, run.hardware.cpu.logical_cores)
     return result
 
 

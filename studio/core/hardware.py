@@ -29,6 +29,12 @@ CPU_FLAGS = (
     "amx_tile",
     "amx_int8",
     "amx_bf16",
+    # Arm: NEON, dot product, int8 matrix multiply, BF16, SVE
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
 )
 
 # Runtimes the studio can use: distribution name -> import name.
@@ -122,6 +128,11 @@ def _read_cpu() -> CpuInfo:
         memory_total_bytes=total,
         memory_available_bytes=available,
     )
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags of interest of the CPU this process runs on."""
+    return _read_cpu().flags
 
 
 def _installed_runtimes() -> dict[str, str | None]:

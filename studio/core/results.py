@@ -218,3 +218,30 @@ def pareto_front(results: list[RecipeResult]) -> list[RecipeResult]:
         if not dominated:
             front.append(r)
     return front
+
+
+def slower_flags(result: RecipeResult, reference: RecipeResult | None, cores: int) -> list[Flag]:
+    """A recipe slower than the FP32 reference it is meant to beat, with the likely cause."""
+    speedup = result.speedup_vs_reference
+    if result.reference or not result.ok or speedup is None or speedup >= 0.95:
+        return []
+    expected = next((n for n in result.notes if n.startswith(("expect slower", "expect no speed-up"))), "")
+    if expected:
+        cause = f"this CPU's instruction sets ({expected.partition(': ')[2] or expected})"
+    elif result.mode == "static" and any("unfused" in n for n in result.notes):
+        cause = "the graph was not fused before quantizing (optimize_graph = false or fusion failed)"
+    elif result.threads > cores:
+        cause = f"{result.threads} threads on {cores} cores: the runtime's threads fight for the cores"
+    elif reference is not None and reference.threads > cores:
+        cause = f"the reference ran {reference.threads} threads on {cores} cores"
+    else:
+        cause = (
+            "this runtime's kernels for this precision do not beat FP32 on this CPU (or the machine was busy)"
+        )
+    return [
+        Flag(
+            code="slower-than-fp32",
+            severity="warning",
+            message=f"{speedup:.2f}x the FP32 reference's speed: slower, not faster. Likely cause: {cause}",
+        )
+    ]

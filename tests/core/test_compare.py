@@ -14,7 +14,7 @@ from studio.core.hardware import probe
 from studio.core.measure import TimingPlan
 from studio.core.model import open_model
 from studio.core.paths import cache_dir
-from studio.core.recipe import builtin_recipes, parse_recipe
+from studio.core.recipe import builtin_recipes, parse_recipe, resolve_recipe
 from tests.fakes.backends import EXPLODING, MISLABELLED
 from tests.fakes.nvml import FakeNvml
 
@@ -208,3 +208,23 @@ def test_cancel_stops_the_run_and_leaves_no_partial_artifact(
     after = {p.name for p in cache.root.iterdir()}
     assert not [name for name in after - before if name.startswith(".tmp")]
     assert all((cache.root / name / "entry.json").exists() for name in after - before)
+
+
+def test_a_recipe_slower_than_fp32_is_flagged_with_its_likely_cause() -> None:
+    from studio.core.compare import bare_result
+    from studio.core.results import slower_flags
+
+    def result(name: str, speedup: float, **update) -> object:
+        base = bare_result(resolve_recipe(name), "ok", "")
+        return base.model_copy(update={"speedup_vs_reference": speedup, **update})
+
+    reference = result("torch-fp32", 1.0, reference=True)
+    isa = result("torch-int8-dynamic", 0.05, notes=["expect slower than FP32 here: no AVX512-VNNI/AVX-VNNI/AMX-INT8 (...)"])
+    (flag,) = slower_flags(isa, reference, 2)
+    assert flag.code == "slower-than-fp32" and "0.05x" in flag.message and "AVX512-VNNI" in flag.message
+    crowded = result("ort-fp32", 0.5, threads=8)
+    assert "8 threads on 2 cores" in slower_flags(crowded, reference, 2)[0].message
+    unfused = result("ort-int8-static-minmax", 0.8, notes=["graph fusion failed (x): used the unfused graph"])
+    assert "not fused" in slower_flags(unfused, reference, 2)[0].message
+    assert slower_flags(result("ort-int8-dynamic", 2.9), reference, 2) == []
+    assert slower_flags(reference, reference, 2) == []

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from studio.backends.registry import REGISTRY, BackendSpec
@@ -161,3 +163,62 @@ def test_both_onnxruntime_packages_are_a_warning(fake_nvml, monkeypatch):
     monkeypatch.setattr(hardware, "_installed_runtimes", lambda: {**real(), "onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"})
     hw = probe(fake_nvml())
     assert any("both onnxruntime and onnxruntime-gpu are installed" in w for w in hw.warnings)
+
+
+AVX2_ONLY = ["avx2", "fma"]
+VNNI_AVX512 = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+ARM_OLD = ["asimd"]
+ARM_NEW = ["asimd", "asimddp", "i8mm", "bf16"]
+
+
+def _with_flags(hw, flags):
+    return hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"flags": flags})})
+
+
+@pytest.mark.parametrize(
+    ("recipe", "flags", "expected"),
+    [
+        ("torch-int8-dynamic", AVX2_ONLY, "expect slower than FP32 here: no AVX512-VNNI/AVX-VNNI/AMX-INT8"),
+        ("torch-int8-dynamic", VNNI_AVX512, ""),
+        ("torch-int8-dynamic", ARM_OLD, "expect slower than FP32 here: no dot-product/i8mm"),
+        ("torch-int8-dynamic", ARM_NEW, ""),
+        ("ort-int8-static-minmax", AVX2_ONLY, "expect slower than FP32 here"),
+        ("ort-int8-static-minmax", VNNI_AVX512, ""),
+        ("ort-int8-dynamic", AVX2_ONLY, "expect less gain here"),
+        ("ort-int8-dynamic", VNNI_AVX512, ""),
+        ("llm-torch-bf16", AVX2_ONLY, "expect slower than FP32 here: no AVX512-BF16/AMX-BF16"),
+        ("llm-torch-bf16", VNNI_AVX512, ""),
+        ("llm-torch-bf16", ARM_NEW, ""),
+        ("llm-torchao-int8-weight-only", VNNI_AVX512, "expect no speed-up on a CPU"),
+        ("ort-fp32", AVX2_ONLY, ""),
+    ],
+)
+def test_cpu_instruction_sets_mark_recipes_before_they_run(fake_nvml, recipe, flags, expected) -> None:
+    availability = assess(resolve_recipe(recipe), _with_flags(probe(fake_nvml()), flags))
+    assert availability.available, availability.reason
+    assert availability.notice.startswith(expected) if expected else availability.notice == ""
+    if expected:
+        assert expected in availability.status_text
+
+
+def test_dynamic_int8_follows_optimums_presets() -> None:
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    from studio.core.isa import dynamic_int8_settings
+
+    for flags, name in ((AVX2_ONLY, "avx2"), (["avx2", "avx512f"], "avx512"), (VNNI_AVX512, "avx512_vnni"), (ARM_NEW, "arm64")):
+        ours = dynamic_int8_settings(flags)
+        theirs = getattr(AutoQuantizationConfig, name)(is_static=False, per_channel=True)
+        assert ours["preset"] == name
+        assert ours["weight_type"] == theirs.weights_dtype.name and ours["reduce_range"] == theirs.reduce_range
+
+
+def test_recipes_command_marks_slow_recipes_on_an_avx2_cpu(monkeypatch, capsys) -> None:
+    from studio.cli import main as cli
+    from studio.core import hardware
+
+    real = hardware._read_cpu
+    monkeypatch.setattr(hardware, "_read_cpu", lambda: real().model_copy(update={"flags": AVX2_ONLY}))
+    assert cli.main(["recipes", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["torch-int8-dynamic"]["available"] and rows["torch-int8-dynamic"]["notice"].startswith("expect slower")
