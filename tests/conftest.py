@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tests.fakes.nvml import FakeNvml
 from tests.fakes.tiny import build_tiny, tiny_texts, write_csv
+from tests.fakes.tiny_nli import build_tiny_nli, nli_rows, write_pairs_csv
 from tests.fakes.tiny_lm import build_tiny_lm, write_passages, write_prompts
 
 
@@ -31,6 +32,18 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("tiny-encoder"), classifier=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_nli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-label premise/hypothesis classifier whose labels need both texts."""
+    return build_tiny_nli(tmp_path_factory.mktemp("tiny-nli"))
+
+
+@pytest.fixture(scope="session")
+def tiny_nli_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """premise, hypothesis, label columns; 60 rows (12 are held out for calibration)."""
+    return write_pairs_csv(tmp_path_factory.mktemp("nli-data") / "nli.csv", nli_rows(60, seed=7))
 
 
 @pytest.fixture(scope="session")

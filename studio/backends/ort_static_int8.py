@@ -6,7 +6,6 @@ dynamic INT8, so this is the INT8 recipe for GPUs too.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +24,11 @@ class _CalibrationReader:
     every sample's activations and refuse ragged shapes.
     """
 
-    def __init__(self, ctx: BuildContext, input_names: list[str], texts: list[str]) -> None:
+    def __init__(
+        self, ctx: BuildContext, input_names: list[str], texts: list[str], pairs: list[str] | None
+    ) -> None:
         self.ctx = ctx
-        self.feeds = encode(ctx.model.tokenizer, texts, input_names, ctx.recipe.seq_len)
+        self.feeds = encode(ctx.model.tokenizer, texts, input_names, ctx.recipe.seq_len, pairs=pairs)
         self.count = len(texts)
         self._iter: Iterator[int] = iter(range(self.count))
 
@@ -62,7 +63,7 @@ class OrtStaticInt8:
     def prepare(self, ctx: BuildContext) -> Artifact:
         calibration = ctx.recipe.calibration
         assert calibration is not None  # the recipe validator guarantees it
-        texts = ctx.calibration_texts[: calibration.samples]
+        texts, pairs = ctx.calibration_sample(calibration.samples)
         if not texts:
             raise StudioError(
                 "static INT8 needs calibration texts and none were given",
@@ -84,7 +85,7 @@ class OrtStaticInt8:
                 _pre_process(source, prepared)
                 inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
                 reader = _CalibrationReader(
-                    ctx, [n for n in ctx.model.info.input_names if n in inputs], texts
+                    ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs
                 )
                 quantize_static(
                     prepared,
@@ -103,8 +104,7 @@ class OrtStaticInt8:
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
 
-        texts_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        return quantized_artifact(ctx, f"int8-static-{texts_hash}", write)
+        return quantized_artifact(ctx, f"int8-static-{ctx.calibration_digest(calibration.samples)}", write)
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         return load_predictor(ctx, artifact)

@@ -12,7 +12,6 @@ TensorRT's wheels come only from NVIDIA's index: without them every recipe of th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from studio.backends.base import Artifact, BuildContext, Feeds, Predictor, artifact_size
 from studio.backends.onnx_graphs import exported_fp32
 from studio.core.errors import StudioError
-from studio.core.inputs import encode
+from studio.core.inputs import encode, pick
 
 log = logging.getLogger(__name__)
 ENGINE = "model.engine"
@@ -120,13 +119,16 @@ def build_engine(ctx: BuildContext, onnx_path: Path, target: Path) -> None:
     if ctx.precision == "int8":
         assert recipe.calibration is not None
         config.set_flag(trt.BuilderFlag.INT8)
-        texts = ctx.calibration_texts[: recipe.calibration.samples]
+        texts, pairs = ctx.calibration_sample(recipe.calibration.samples)
         if not texts:
             raise StudioError(
                 "TensorRT INT8 needs calibration texts and none were given", "pass --calibration FILE"
             )
         names = [n for n in ctx.model.info.input_names if n in input_names]
-        batches = [encode(ctx.model.tokenizer, [t], names, recipe.seq_len, pad_to_max=True) for t in texts]
+        batches = [
+            encode(ctx.model.tokenizer, [t], names, recipe.seq_len, pad_to_max=True, pairs=pick(pairs, [i]))
+            for i, t in enumerate(texts)
+        ]
         config.int8_calibrator = _calibrator(
             trt, recipe.calibration.method, batches, target.with_name("calibration.cache"), ctx.report
         )
@@ -214,8 +216,7 @@ class TensorRTEngine:
         onnx_path = exported_fp32(ctx)  # TensorRT fuses for itself; ORT's fused ops would not parse
         if ctx.recipe.optimize_graph:
             ctx.notes.append("TensorRT fuses the graph itself: built from the plain ONNX export")
-        texts = ctx.calibration_texts if ctx.precision == "int8" else []
-        calibration = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        calibration = ctx.calibration_digest(len(ctx.calibration_texts) if ctx.precision == "int8" else 0)
         key = ctx.cache_key(step="tensorrt", device=gpu_identity(ctx), calibration=calibration)
         folder, cached = ctx.cache.get_or_build(
             key,

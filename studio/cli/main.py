@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first sentences of the --eval passages)",
     )
     run.add_argument("--text-column", default="text")
+    run.add_argument(
+        "--pair-column",
+        metavar="NAME",
+        help="a second text per input, for text-pair models (NLI hypothesis, cross-encoder passage)",
+    )
     run.add_argument("--label-column", default="label", help="'' for none: fidelity to FP32 only")
     run.add_argument(
         "--calibration", metavar="FILE", help="texts for static calibration; default: held out from --eval"

@@ -94,7 +94,7 @@ def show_results(console: Console, run: RunResult) -> None:
     count = (
         f"{run.evaluation.count} evaluation passages, {len(run.inputs)} prompts"
         if run.model.task == "text-generation"
-        else f"{run.evaluation.count} evaluation inputs"
+        else f"{run.evaluation.count} evaluation {'text pairs' if run.evaluation.pairs else 'inputs'}"
     )
     table = Table(title=f"{run.model.name} — {count}", title_justify="left", box=box.SIMPLE_HEAD)
     columns = kind.columns()
@@ -137,7 +137,7 @@ def show_topk(console: Console, run: RunResult, indices: list[int], k: int = 3) 
     for index in indices:
         item = run.inputs[index]
         gold = f"  (label: {item.gold})" if item.gold else ""
-        table = Table(title=f"#{index}: {item.text!r}{gold}", title_justify="left", show_lines=False)
+        table = Table(title=f"#{index}: {item.shown()}{gold}", title_justify="left", show_lines=False)
         for r in ok:
             table.add_column(r.recipe)
         ref_top = reference.topk[index][0][0] if reference and reference.topk else None

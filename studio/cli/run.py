@@ -190,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "recipes": [r.to_toml() for r in recipes],
         "eval": str(Path(args.eval).resolve()) if args.eval else None,
         "text_column": args.text_column,
+        "pair_column": args.pair_column,
         "label_column": args.label_column,
         "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
         "limit": args.limit,

@@ -7,6 +7,7 @@ Inputs and outputs are bound by name, never by position.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +43,23 @@ class BuildContext:
     cache: ArtifactCache
     precision: Precision
     calibration_texts: list[str] = field(default_factory=list)
+    calibration_pairs: list[str] | None = None  # text-pair models: each calibration text's second text
     report: Callable[[str, int, int], None] = lambda stage, done, total: None
     check_cancel: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)  # things the user should know about this build
+
+    def calibration_sample(self, limit: int) -> tuple[list[str], list[str] | None]:
+        """The first `limit` calibration texts, each with its pair (None for single-text models)."""
+        pairs = self.calibration_pairs[:limit] if self.calibration_pairs is not None else None
+        return self.calibration_texts[:limit], pairs
+
+    def calibration_digest(self, limit: int) -> str:
+        """Names the calibration sample in cache keys: other texts (or pairs) are another artifact."""
+        texts, pairs = self.calibration_sample(limit)
+        rows = (
+            texts if pairs is None else [f"{text}\t{pair}" for text, pair in zip(texts, pairs, strict=True)]
+        )
+        return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
     def cache_key(self, **extra: object) -> str:
         return self.cache.key(

@@ -184,6 +184,7 @@ class RecipeRunner:
             cache=self.cache,
             precision=availability.precision,
             calibration_texts=self.calibration.texts,
+            calibration_pairs=self.calibration.pairs,
             report=self.reporter(recipe.name),
             check_cancel=self.check_cancel,
             notes=notes,
@@ -296,6 +297,7 @@ def run_header(
             source=data.source,
             count=len(data),
             labelled=data.labels is not None and bool(model.info.labels),
+            pairs=data.pairs is not None,
             calibration_source=calibration.source,
             calibration_count=len(calibration),
             prompts_source=data.prompts_source

@@ -1,4 +1,5 @@
-"""Evaluation and calibration texts: CSV or JSONL files with a text column and, optionally, a label column."""
+"""Evaluation and calibration texts: CSV or JSONL files with a text column and, optionally, a second
+text column (pairs: premise/hypothesis, query/passage) and a label column."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from studio.core.errors import StudioError
 class TextSet:
     """Texts with their gold labels (None where the file has no labels).
 
-    For a causal language model the texts are passages (perplexity and fidelity run over them) and
-    `prompts` are what the side-by-side tables show; None means "the passages' first sentences".
+    `pairs` holds each text's second text for models that take two (NLI, cross-encoders), None for
+    single texts; a subset keeps each pair with its text. For a causal language model the texts are
+    passages (perplexity and fidelity run over them) and `prompts` are what the side-by-side tables
+    show; None means "the passages' first sentences".
     """
 
     texts: list[str]
@@ -29,16 +32,20 @@ class TextSet:
     source: str
     prompts: list[str] | None = None
     prompts_source: str = ""
+    pairs: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: list[int], source: str) -> TextSet:
         labels = [self.labels[i] for i in indices] if self.labels is not None else None
-        return TextSet([self.texts[i] for i in indices], labels, source, self.prompts, self.prompts_source)
+        pairs = [self.pairs[i] for i in indices] if self.pairs is not None else None
+        return replace(
+            self, texts=[self.texts[i] for i in indices], labels=labels, source=source, pairs=pairs
+        )
 
     def with_prompts(self, prompts: list[str] | None, source: str) -> TextSet:
-        return TextSet(self.texts, self.labels, self.source, prompts, source)
+        return replace(self, prompts=prompts, prompts_source=source)
 
 
 def _read_rows(path: Path) -> list[dict[str, object]]:
@@ -85,8 +92,41 @@ def load_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
-def load_texts(path: str | Path, text_column: str = "text", label_column: str | None = "label") -> TextSet:
-    """Read texts (and labels, when the column exists) from a CSV/TSV/JSONL file, or a .txt file's passages."""
+def data_columns(path: str | Path) -> list[str]:
+    """The columns of a CSV/TSV/JSONL file (the first row's keys), for a picker; [] for a .txt file."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() == ".txt":
+        return []
+    if not path.is_file():
+        raise StudioError(f"data file not found: {path}", "pass a .csv, .jsonl or .txt file of texts")
+    rows = _read_rows(path)
+    return [str(column) for column in rows[0]] if rows else []
+
+
+def _column(path: Path, rows: list[dict[str, object]], column: str, option: str) -> list[str]:
+    columns = list(rows[0].keys())
+    if column not in columns:
+        raise StudioError(
+            f"{path.name} has no column '{column}' (columns: {', '.join(map(str, columns))})",
+            f"choose the column with {option}",
+        )
+    values = [str(row.get(column) or "").strip() for row in rows]
+    empty = [i for i, value in enumerate(values) if not value]
+    if empty:
+        raise StudioError(
+            f"{path.name}: row {empty[0] + 1} has an empty '{column}'", "remove or fill empty rows"
+        )
+    return values
+
+
+def load_texts(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    pair_column: str | None = None,
+) -> TextSet:
+    """Read texts (with their pairs and labels, when asked for and present) from a CSV/TSV/JSONL file,
+    or a .txt file's passages."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise StudioError(f"data file not found: {path}", "pass a .csv, .jsonl or .txt file of texts")
@@ -99,15 +139,8 @@ def load_texts(path: str | Path, text_column: str = "text", label_column: str | 
     if not rows:
         raise StudioError(f"{path.name} has no rows", "add at least one text")
     columns = list(rows[0].keys())
-    if text_column not in columns:
-        raise StudioError(
-            f"{path.name} has no column '{text_column}' (columns: {', '.join(map(str, columns))})",
-            "choose the text column with --text-column",
-        )
-    texts = [str(row.get(text_column) or "").strip() for row in rows]
-    empty = [i for i, text in enumerate(texts) if not text]
-    if empty:
-        raise StudioError(f"{path.name}: row {empty[0] + 1} has an empty text", "remove or fill empty rows")
+    texts = _column(path, rows, text_column, "--text-column")
+    pairs = _column(path, rows, pair_column, "--pair-column") if pair_column else None
     labels = None
     if label_column and label_column in columns:
         labels = [str(row.get(label_column, "")).strip() for row in rows]
@@ -116,7 +149,7 @@ def load_texts(path: str | Path, text_column: str = "text", label_column: str | 
             f"{path.name} has no column '{label_column}' (columns: {', '.join(map(str, columns))})",
             "choose the label column with --label-column",
         )
-    return TextSet(texts, labels, str(path))
+    return TextSet(texts, labels, str(path), pairs=pairs)
 
 
 def label_indices(data: TextSet, model_labels: list[str]) -> np.ndarray | None:
@@ -147,7 +180,8 @@ def split_for_calibration(
     Fewer than 5 texts are all kept for evaluation; static recipes then ask for a calibration file.
     """
     if len(data) < 5:
-        return data, TextSet([], None, f"{data.source} (too small to hold texts out for calibration)")
+        empty = data.subset([], f"{data.source} (too small to hold texts out for calibration)")
+        return data, empty
     count = min(limit, max(1, int(len(data) * fraction)))
     order = list(range(len(data)))
     random.Random(seed).shuffle(order)
@@ -173,8 +207,9 @@ def request_data(
     from studio.core import demo
 
     label_column = request.get("label_column") or None
+    text_column, pair_column = request.get("text_column", "text"), request.get("pair_column") or None
     if request.get("eval"):
-        data = load_texts(request["eval"], request.get("text_column", "text"), label_column)
+        data = load_texts(request["eval"], text_column, label_column, pair_column)
     else:
         if request["model"] != "demo":
             say("no evaluation file: measuring fidelity to FP32 on the demo's texts, without task accuracy")
@@ -183,7 +218,7 @@ def request_data(
     if request.get("limit"):
         data = data.subset(list(range(min(request["limit"], len(data)))), data.source)
     if request.get("calibration"):
-        calibration = load_texts(request["calibration"], request.get("text_column", "text"), None)
+        calibration = load_texts(request["calibration"], text_column, None, pair_column)
     elif not request.get("eval"):
         calibration = load_texts(demo.calibration_file(), "text", None)
     else:

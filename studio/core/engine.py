@@ -299,22 +299,23 @@ class RunEngine:
         self,
         model_ref: str,
         recipes: list[Recipe],
-        texts: list[str],
+        typed: TextSet,
         top_k: int = 5,
         hardware: HardwareInfo | None = None,
+        calibration: TextSet | None = None,
     ) -> dict[str, Any]:
-        """Top-k of `texts` on each recipe's (cached) artifact, in one worker process."""
+        """Top-k of the `typed` texts (with their pairs) on each recipe's artifact, in one worker process.
+
+        Given the run's `calibration` texts, a static recipe finds the artifact the run built in the cache.
+        """
         hardware = hardware or probe(self.nvml)
         with tempfile.TemporaryDirectory(prefix="qstudio-predict-") as run_dir:
             job = WorkerJob(
                 model=model_ref,
                 recipe=recipes[0],
                 is_reference=False,
-                texts=texts,
-                labels=None,
-                source="typed",
-                calibration_texts=[],
-                calibration_source="",
+                data=typed,
+                calibration=calibration or typed,
                 settings=RunSettings(top_k=top_k),
                 hardware=hardware,
                 cache_root=str(self.cache.root),
@@ -415,13 +416,8 @@ class RunEngine:
             model=queue_.model_ref,
             recipe=recipe,
             is_reference=position == 0,
-            texts=queue_.data.texts,
-            labels=queue_.data.labels,
-            source=queue_.data.source,
-            calibration_texts=queue_.calibration.texts,
-            calibration_source=queue_.calibration.source,
-            prompts=queue_.data.prompts,
-            prompts_source=queue_.data.prompts_source,
+            data=queue_.data,
+            calibration=queue_.calibration,
             settings=queue_.settings,
             hardware=queue_.hardware,
             cache_root=str(self.cache.root),

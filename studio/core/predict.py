@@ -24,16 +24,17 @@ from studio.core.settings import RunSettings
 def predict_texts(
     model: Model,
     recipes: list[Recipe],
-    texts: list[str],
+    typed: TextSet,
     hardware: HardwareInfo,
     cache: ArtifactCache,
     settings: RunSettings | None = None,
-    calibration_texts: list[str] | None = None,
+    calibration: TextSet | None = None,
 ) -> dict[str, Any]:
-    """Per recipe, what the model kind predicts for every text (top-k; for an LLM also the continuation),
-    or the reason it could not run."""
+    """Per recipe, what the model kind predicts for every typed text (top-k; for an LLM also the
+    continuation), or the reason it could not run."""
     settings = settings or RunSettings()
-    measurer = kind_of(model.info.task).measurer(model, TextSet(texts, None, "typed"), settings)
+    calibration = calibration if calibration is not None and len(calibration) else typed
+    measurer = kind_of(model.info.task).measurer(model, typed, settings)
     out: dict[str, Any] = {}
     for recipe in recipes:
         availability = assess(recipe, hardware, model.info)
@@ -42,10 +43,17 @@ def predict_texts(
             continue
         try:
             spec = get_spec(recipe.backend)
-            ctx = BuildContext(model, recipe, cache, availability.precision, calibration_texts or texts)
+            ctx = BuildContext(
+                model,
+                recipe,
+                cache,
+                availability.precision,
+                calibration.texts,
+                calibration.pairs,
+            )
             backend = spec.load()
             predictor = backend.load(ctx, backend.prepare(ctx))
-            out[recipe.name] = measurer.predict(predictor, recipe, texts)
+            out[recipe.name] = measurer.predict(predictor, recipe, typed.texts, typed.pairs)
         except Exception as error:  # one backend's failure must not hide the others
             out[recipe.name] = {"error": describe_failure(error)}
     return out

@@ -229,7 +229,8 @@ def _topk_section(run: RunResult, limit: int = 40) -> str:
             lines = "<br>".join(f"{escape(label)} <small>{p:.2f}</small>" for label, p in top[:3])
             cells.append(f'<td class="{"differs" if differs else ""}">{lines}</td>')
         gold = f"<br><small>label: {escape(item.gold)}</small>" if item.gold else ""
-        rows.append(f"<tr><td>#{i} {escape(item.text)}{gold}</td>{''.join(cells)}</tr>")
+        pair = f" <b>‖</b> {escape(item.pair)}" if item.pair is not None else ""
+        rows.append(f"<tr><td>#{i} {escape(item.text)}{pair}{gold}</td>{''.join(cells)}</tr>")
     return (
         f"<ul>{summary}</ul><p>{len(disagree)} of {len(run.inputs)} inputs have a backend whose top-1 differs "
         f"from FP32 (marked red); {len(shown)} inputs shown, disagreements first.</p>"
@@ -316,7 +317,7 @@ pre {{ background: #f6f6f6; padding: 8px; }} code {{ background: #f3f3f3; paddin
 </style></head><body>
 <h1>{escape(title)}</h1>
 <p>Run {run.run_id or "–"}, {run.created:%Y-%m-%d %H:%M UTC}, Quantization Studio {escape(run.studio_version)}.
-{run.evaluation.count} evaluation inputs from <code>{escape(run.evaluation.source)}</code>{", labelled" if run.evaluation.labelled else ""};
+{run.evaluation.count} evaluation {"text pairs" if run.evaluation.pairs else "inputs"} from <code>{escape(run.evaluation.source)}</code>{", labelled" if run.evaluation.labelled else ""};
 {run.evaluation.calibration_count} calibration texts. Agreement flag threshold {run.agreement_threshold:.0%}.</p>
 <h2>Hardware</h2>
 <ul><li>CPU: {escape(hw.cpu.model)} ({hw.cpu.logical_cores} threads), flags: {escape(", ".join(hw.cpu.flags) or "none of interest")}</li>

@@ -93,11 +93,17 @@ class EvalInfo(BaseModel):
     calibration_source: str
     calibration_count: int
     prompts_source: str = ""  # causal LMs: where the side-by-side prompts came from
+    pairs: bool = False  # each input is a text pair (NLI, cross-encoders)
 
 
 class RunInput(BaseModel):
     text: str
     gold: str | None = None
+    pair: str | None = None  # the second text of a text-pair model's input (hypothesis, passage)
+
+    def shown(self) -> str:
+        """The input as tables show it: a pair's two texts side by side, each quoted."""
+        return repr(self.text) if self.pair is None else f"{self.text!r} ‖ {self.pair!r}"
 
 
 class RunResult(BaseModel):

@@ -35,22 +35,17 @@ class WorkerJob(BaseModel):
     model: str
     recipe: Recipe
     is_reference: bool
-    texts: list[str]
-    labels: list[str] | None
-    source: str
-    calibration_texts: list[str]
-    calibration_source: str
+    data: TextSet  # evaluation texts (pairs, labels, prompts); for `predict`, the typed texts
+    calibration: TextSet
     settings: RunSettings
     hardware: HardwareInfo
     cache_root: str
     run_dir: str
     reference_outputs: str | None = None  # the reference's outputs, as its model kind writes them
     reference_timings: dict[str, dict[str, Any]] = {}  # "b,s,t" -> the kind's timing at that shape
-    prompts: list[str] | None = None  # causal LMs: the prompts shown side by side
-    prompts_source: str = ""
     extra_shapes: list[Shape] = []  # the reference also times these, for the other recipes' speed-up
     memory_limit_bytes: int | None = None
-    predict: list[Recipe] = []  # when set: only predict `texts` with these recipes (no measuring)
+    predict: list[Recipe] = []  # when set: only predict `data`'s texts with these recipes (no measuring)
     test_backends: list[str] = []  # "module:SPEC" entries registered before running (tests only)
     import_paths: list[str] = []  # folders that hold those modules (the worker runs isolated from cwd)
 
@@ -128,11 +123,11 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
         predictions = predict_texts(
             model,
             job.predict,
-            job.texts,
+            job.data,
             job.hardware,
             ArtifactCache(Path(job.cache_root)),
             job.settings,
-            job.calibration_texts,
+            job.calibration,
         )
         placeholder = bare_result(job.recipe, "ok", "").model_dump(mode="json")
         emit(
@@ -143,11 +138,9 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
             )
         )
         return
-    data = TextSet(job.texts, job.labels, job.source, job.prompts, job.prompts_source)
-    check_data(data, model.info)
-    calibration = TextSet(job.calibration_texts, None, job.calibration_source)
+    check_data(job.data, model.info)
     runner = RecipeRunner(
-        model, data, calibration, ArtifactCache(Path(job.cache_root)), job.settings, emit, cancel
+        model, job.data, job.calibration, ArtifactCache(Path(job.cache_root)), job.settings, emit, cancel
     )
     if job.reference_outputs:
         runner.reference_outputs = runner.measurer.load_outputs(job.reference_outputs)

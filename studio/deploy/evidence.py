@@ -42,7 +42,8 @@ class Contract(BaseModel):
     dynamic_axes: dict[str, dict[str, str]] = Field(default_factory=dict)
     opset: dict[str, int] | None = None  # ONNX domains and versions; None for non-ONNX artifacts
     format: str  # "ONNX", "torch.export program (.pt2)", "TensorRT engine"
-    max_length: int  # tokens per text; longer texts are truncated
+    max_length: int  # tokens per input (a pair's two texts together); longer inputs are truncated
+    pairs: bool = False  # each input is two texts (NLI, cross-encoders): predict.py --pair
     tokenizer: str = "tokenizer"  # folder with tokenizer.json
     pad_id: int = 0
     pad_token: str = "[PAD]"

@@ -25,6 +25,7 @@ from studio.core.artifact import BuildContext
 from studio.core.cache import ArtifactCache
 from studio.core.catalogue import get_spec
 from studio.core.compare import describe_failure
+from studio.core.dataset import TextSet
 from studio.core.errors import StudioError
 from studio.core.inputs import encode, length_buckets
 from studio.core.model import Model, open_model
@@ -163,14 +164,14 @@ def quantization(
     )
 
 
-def _calibration_texts(recipe: Recipe, request: dict[str, Any]) -> list[str]:
-    """The run's calibration texts, re-read as its request names them (only static builds need them)."""
-    if recipe.calibration is None:
-        return []
+def _calibration(recipe: Recipe, request: dict[str, Any]) -> TextSet:
+    """The run's calibration texts (with their pairs), re-read as its request names them; only static
+    builds need them."""
     from studio.core.dataset import request_data
 
-    _, calibration = request_data(request)
-    return calibration.texts
+    if recipe.calibration is None:
+        return TextSet([], None, "none")
+    return request_data(request)[1]
 
 
 def write_tokenizer(model: Model, folder: Path) -> tuple[int, str]:
@@ -187,22 +188,23 @@ def write_tokenizer(model: Model, folder: Path) -> tuple[int, str]:
 
 
 def evaluation_batches(
-    model: Model, texts: list[str], count: int, batch_size: int, seq_len: int
-) -> tuple[list[list[str]], list[list[int]]]:
-    """The studio's evaluation batches that hold the first `count` inputs, and where each of them sat.
+    model: Model, texts: list[str], count: int, batch_size: int, seq_len: int, pairs: list[str] | None = None
+) -> tuple[list[list[int]], list[list[int]]]:
+    """The studio's evaluation batches (input indices) that hold the first `count` inputs, and where
+    each of them sat.
 
     Some runtimes' outputs depend on the batch an input is in (dynamic INT8 scales activations per
     batch, padding differs), so reproducing the measured top-k means re-running those same batches.
     """
-    batches: list[list[str]] = []
+    batches: list[list[int]] = []
     positions: dict[int, list[int]] = {}
-    for bucket in length_buckets(model.tokenizer, texts, batch_size, seq_len):
+    for bucket in length_buckets(model.tokenizer, texts, batch_size, seq_len, pairs):
         if not any(index < count for index in bucket):
             continue
         for row, index in enumerate(bucket):
             if index < count:
                 positions[index] = [len(batches), row]
-        batches.append([texts[index] for index in bucket])
+        batches.append(bucket)
     return batches, [positions[index] for index in range(count)]
 
 
@@ -220,11 +222,16 @@ def sample_file(
     studio's predictor on the same batches.
     """
     texts = [item.text for item in run.inputs]
+    pairs = [item.pair or "" for item in run.inputs] if run.evaluation.pairs else None
     count = min(size, len(texts))
     if model.is_causal_lm:
         return generation_sample(result, model, texts[:count])
-    batches, positions = evaluation_batches(model, texts, count, eval_batch_size, result.seq_len)
+    buckets, positions = evaluation_batches(model, texts, count, eval_batch_size, result.seq_len, pairs)
+    batches = [[texts[i] for i in bucket] for bucket in buckets]
+    batch_pairs = [[pairs[i] for i in bucket] for bucket in buckets] if pairs is not None else None
     sample: dict[str, Any] = {"texts": texts[:count], "batches": batches, "positions": positions, "k": 5}
+    if pairs is not None:
+        sample["pairs"], sample["batch_pairs"] = pairs[:count], batch_pairs
     if model.info.task == "text-classification":
         if len(result.topk) >= count and count:
             sample["expected_topk"] = [[[label, p] for label, p in row] for row in result.topk[:count]]
@@ -232,8 +239,14 @@ def sample_file(
     elif packed is not None and packed.studio_predictor is not None:
         predictor = packed.studio_predictor()
         outputs = []
-        for batch in batches:
-            feeds = encode(model.tokenizer, batch, model.info.input_names, result.seq_len)
+        for number, batch in enumerate(batches):
+            feeds = encode(
+                model.tokenizer,
+                batch,
+                model.info.input_names,
+                result.seq_len,
+                pairs=batch_pairs[number] if batch_pairs is not None else None,
+            )
             outputs.append(model.postprocess(predictor(feeds), feeds["attention_mask"]))
         sample["expected_embeddings"] = [outputs[b][row].tolist() for b, row in positions]
     return sample
@@ -307,12 +320,14 @@ def export_recipe(
         notes: list[str] = []
         packed: Packed | None = None
         pack_error = ""
+        calibration = _calibration(recipe, request)
         ctx = BuildContext(
             model,
             recipe,
             cache,
             cast(Precision, result.precision),  # what ran, after any fallback
-            calibration_texts=_calibration_texts(recipe, request),
+            calibration_texts=calibration.texts,
+            calibration_pairs=calibration.pairs,
             report=lambda stage, done, total: say(stage),
             notes=notes,
         )
@@ -362,6 +377,7 @@ def export_recipe(
             opset=packed.opset if packed else None,
             format=packed.format if packed else "none",
             max_length=recipe.seq_len,
+            pairs=run.evaluation.pairs,
             pad_id=pad_id,
             pad_token=pad_token,
             labels="labels.json" if labels else None,

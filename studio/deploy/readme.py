@@ -8,7 +8,7 @@ from studio.deploy.evidence import Contract, Evidence
 _TOKENIZE = """tokenizer = Tokenizer.from_file("tokenizer/tokenizer.json")
 tokenizer.enable_truncation(max_length={max_length})
 tokenizer.enable_padding(pad_id={pad_id}, pad_token={pad_token!r})
-encodings = tokenizer.encode_batch(["{text}"])
+encodings = tokenizer.encode_batch({batch})
 feeds = {{
 {feeds}
 }}
@@ -48,8 +48,12 @@ print(embedding.shape)
 """
 
 
+PAIR_EXAMPLE = ("a man is playing a guitar on stage", "a person is making music")
+
+
 def snippet(contract: Contract, text: str = "what is the weather in paris") -> str:
-    """A minimal, runnable inference example for the folder's runtime (run from the folder)."""
+    """A minimal, runnable inference example for the folder's runtime (run from the folder); a
+    text-pair model's example encodes a (text, pair) tuple."""
     names = [spec.name for spec in contract.inputs]
     feeds = "\n".join(
         f'    "{name}": np.array([e.{_COLUMNS.get(name, name)} for e in encodings], dtype=np.int64),'
@@ -72,7 +76,7 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
             max_length=contract.max_length,
             pad_id=contract.pad_id,
             pad_token=contract.pad_token,
-            text=text,
+            batch=repr([PAIR_EXAMPLE]) if contract.pairs else repr([text]),
             feeds=feeds,
         ),
         run.format(
@@ -178,7 +182,9 @@ def render_readme(evidence: Evidence, recipe_toml: str) -> str:
     example = (
         'python predict.py "The capital of France is" --max-new-tokens 32'
         if language
-        else ('python predict.py "what is the weather in paris"')
+        else f'python predict.py "{PAIR_EXAMPLE[0]}" --pair "{PAIR_EXAMPLE[1]}"'
+        if contract.pairs
+        else 'python predict.py "what is the weather in paris"'
     )
     lines = [
         f"# {evidence.model['name']}: {evidence.recipe}",

@@ -1,4 +1,6 @@
-"""Run this exported model: `python predict.py "first text" "second text"`.
+"""Run this exported model: `python predict.py "first text" "second text"`; a text-pair model (NLI,
+cross-encoder) takes each input's second text with `--pair`: `python predict.py "premise" --pair
+"hypothesis"`.
 
 Copied into every export folder as `predict.py`. It needs numpy, the `tokenizers` library and the
 model's runtime (named in deploy.json and README.md), nothing of Quantization Studio: this file is the
@@ -41,8 +43,9 @@ class TextEncoder:
         self.tokenizer.enable_padding(pad_id=contract["pad_id"], pad_token=contract["pad_token"])
         self.names = [spec["name"] for spec in contract["inputs"]]
 
-    def __call__(self, texts: list[str]) -> Feeds:
-        encodings = self.tokenizer.encode_batch(texts)
+    def __call__(self, texts: list[str], pairs: list[str] | None = None) -> Feeds:
+        """Each text with its pair, when given, encoded together (separator and token types as trained)."""
+        encodings = self.tokenizer.encode_batch(list(zip(texts, pairs, strict=True)) if pairs else texts)
         columns = {
             "input_ids": [e.ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],
@@ -154,16 +157,18 @@ class Model:
         self.labels: list[str] = json.loads((folder / labels).read_text(encoding="utf-8")) if labels else []
         self.run, self.runtime = LOADERS[self.contract["runtime"]](folder, self.contract)
 
-    def outputs(self, texts: list[str]) -> np.ndarray:
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
         """Class probabilities for a classifier; pooled, normalised embeddings for an encoder."""
-        feeds = self.encode(texts)
+        feeds = self.encode(texts, pairs)
         raw = np.asarray(self.run(feeds), dtype=np.float32)
         if self.contract["task"] == "text-classification":
             return softmax(raw.astype(np.float64))
         return mean_pooled(raw, feeds["attention_mask"])
 
-    def top_k(self, texts: list[str], k: int = 5) -> list[list[tuple[str, float]]]:
-        return [self.ranked(row, k) for row in self.outputs(texts)]
+    def top_k(
+        self, texts: list[str], k: int = 5, pairs: list[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        return [self.ranked(row, k) for row in self.outputs(texts, pairs)]
 
     def ranked(self, probabilities: np.ndarray, k: int) -> list[tuple[str, float]]:
         return [(self.labels[j], float(probabilities[j])) for j in np.argsort(-probabilities)[:k]]
@@ -189,10 +194,15 @@ def check(sample_file: Path, report_file: Path, folder: Path) -> None:
     # the batch (dynamic INT8 scales activations per batch), so the sample is re-run in those batches,
     # and also one text at a time, as a server without batching would call it.
     texts: list[str] = sample["texts"]
-    batches = [model.outputs(batch) for batch in sample.get("batches") or [[text] for text in texts]]
+    pairs: list[str] | None = sample.get("pairs")
+    chunks = sample.get("batches") or [[text] for text in texts]
+    chunk_pairs = sample.get("batch_pairs") or ([[pair] for pair in pairs] if pairs else [None] * len(chunks))
+    batches = [
+        model.outputs(batch, batch_pairs) for batch, batch_pairs in zip(chunks, chunk_pairs, strict=True)
+    ]
     positions = sample.get("positions") or [[i, 0] for i in range(len(texts))]
     as_measured = [batches[b][row] for b, row in positions]
-    one_by_one = [model.outputs([text])[0] for text in texts]
+    one_by_one = [model.outputs([text], [pairs[i]] if pairs else None)[0] for i, text in enumerate(texts)]
     if model.contract["task"] == "text-classification":
         k = max(1, int(sample.get("k", 5)))
         report["topk"] = [model.ranked(row, k) for row in as_measured]
@@ -207,6 +217,12 @@ def check(sample_file: Path, report_file: Path, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Predict with the exported model.")
     parser.add_argument("texts", nargs="*", help="texts to classify or embed")
+    parser.add_argument(
+        "--pair",
+        action="append",
+        metavar="TEXT",
+        help="the second text of each input, in order (text-pair models: hypothesis, passage)",
+    )
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--check", type=Path, metavar="SAMPLE", help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, metavar="OUT", help=argparse.SUPPRESS)
@@ -216,13 +232,19 @@ def main() -> None:
         return
     if not args.texts:
         parser.error("give at least one text")
+    pairs: list[str] | None = args.pair
+    if pairs is not None and len(pairs) != len(args.texts):
+        parser.error(f"{len(args.texts)} texts and {len(pairs)} --pair texts: give one --pair per text")
     model = Model()
+    if model.contract.get("pairs") and pairs is None:
+        parser.error("this model reads text pairs: give each text's second text with --pair")
+    shown = [{"text": t} | ({"pair": pairs[i]} if pairs else {}) for i, t in enumerate(args.texts)]
     if model.contract["task"] == "text-classification":
-        for text, top in zip(args.texts, model.top_k(args.texts, args.top_k), strict=True):
-            print(json.dumps({"text": text, "top": [[label, round(p, 4)] for label, p in top]}))
+        for item, top in zip(shown, model.top_k(args.texts, args.top_k, pairs), strict=True):
+            print(json.dumps(item | {"top": [[label, round(p, 4)] for label, p in top]}))
     else:
-        for text, vector in zip(args.texts, model.outputs(args.texts), strict=True):
-            print(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vector]}))
+        for item, vector in zip(shown, model.outputs(args.texts, pairs), strict=True):
+            print(json.dumps(item | {"embedding": [round(float(x), 6) for x in vector]}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 import studio
+from studio.core.dataset import TextSet
+from studio.core.errors import StudioError
 from studio.core.events import Event
 from studio.core.results import RunResult
 from studio.core.store import RunStore
@@ -168,7 +170,26 @@ class MainWindow(QMainWindow):
             filter="Data (*.csv *.tsv *.jsonl *.txt)",
         )
         if path:
+            self.pick_columns(path)
+
+    def pick_columns(self, path: str) -> None:
+        """Ask which columns hold the text, its pair and the label (a .txt file has none to choose)."""
+        from studio.core.dataset import data_columns
+        from studio.gui.qt_data_dialog import DataColumnsDialog
+
+        try:
+            columns = data_columns(path)
+        except StudioError as error:
+            self.report_error(str(error), "")
+            return
+        if not columns:
             self.state.load_data(path)
+            return
+        dialog = DataColumnsDialog(Path(path).name, columns, self.state.columns, self)
+        dialog.accepted.connect(lambda: self.state.load_data(path, dialog.columns()))
+        dialog.finished.connect(dialog.deleteLater)
+        self.columns_dialog = dialog
+        dialog.open()
 
     def choose_prompts(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -298,7 +319,7 @@ class MainWindow(QMainWindow):
         self._close_export_progress()
         self.report_error(message, details)
 
-    def predict(self, text: str) -> None:
+    def predict(self, text: str, pair: str) -> None:
         run = self.state.run
         if run is None:
             self.report_error(
@@ -314,8 +335,8 @@ class MainWindow(QMainWindow):
             for r in run.results
             if r.ok and r.recipe_toml
         ]
-        self._typed = text
-        self.controller.predict(recipes, [text])
+        self._typed = text if not pair else f"{text}  ‖  {pair}"
+        self.controller.predict(recipes, TextSet([text], None, "typed", pairs=[pair] if pair else None))
 
     def report_error(self, message: str, details: str) -> None:
         self.errors.add(message, details)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ def settings() -> QSettings:
     return QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
 
 
+@dataclass(frozen=True)
+class DataColumns:
+    """Which columns of an evaluation file hold the text, the pair's second text and the gold label."""
+
+    text: str = "text"
+    pair: str | None = None
+    label: str | None = "label"
+
+
 class StudioState(QObject):
     modelLoading = Signal(str)
     modelChanged = Signal(object)  # ModelInfo
@@ -51,6 +61,7 @@ class StudioState(QObject):
         self.model: ModelInfo | None = None
         self.recipes: list[Recipe] = builtin_recipes()
         self.eval_file: str | None = None
+        self.columns = DataColumns()
         self.prompts_file: str | None = None
         self.data: TextSet | None = None
         self.calibration: TextSet | None = None
@@ -66,7 +77,7 @@ class StudioState(QObject):
 
         def opened(model: Any) -> None:
             if self.model is not None and self.model.task != model.info.task:  # another kind's data
-                self.eval_file, self.prompts_file = None, None
+                self.eval_file, self.prompts_file, self.columns = None, None, DataColumns()
             self.model_ref = ref
             self.model = model.info
             self._remember_model(ref)
@@ -99,19 +110,25 @@ class StudioState(QObject):
             "model": self.model_ref or "demo",
             "task": self.model.task if self.model else "text-classification",
             "eval": path,
-            "text_column": "text",
-            "label_column": "label",
+            "text_column": self.columns.text if path else "text",
+            "pair_column": self.columns.pair if path else None,
+            "label_column": self.columns.label if path else "label",
             "prompts": self.prompts_file,
             "calibration": None,
             "limit": 0,
         }
 
-    def load_data(self, path: str | None) -> None:
-        """Evaluation texts: the chosen file (20% held out for calibration), or the demo's own sets (for a
-        language model, the LLM demo's passages and prompts)."""
+    def load_data(self, path: str | None, columns: DataColumns | None = None) -> None:
+        """Evaluation texts: the chosen file (20% held out for calibration) read with `columns` (the
+        last ones chosen when not given), or the demo's own sets (for a language model, the LLM demo's
+        passages and prompts). A file that cannot be read leaves the data as it was."""
+        previous = self.columns
+        if columns is not None:
+            self.columns = columns
         try:
             data, calibration = request_data(self.data_request(path))
         except StudioError as error:
+            self.columns = previous
             self.error.emit(str(error), "")
             return
         self.eval_file, self.data, self.calibration = path, data, calibration
@@ -214,15 +231,17 @@ class RunController(QObject):
         if self.engine is not None:
             self.engine.cancel_recipe(name)
 
-    def predict(self, recipes: list[Recipe], texts: list[str]) -> None:
+    def predict(self, recipes: list[Recipe], typed: TextSet) -> None:
+        """Every recipe's top-k of `typed`, on the artifacts the run built (its calibration texts too)."""
         from studio.core.engine import RunEngine
 
         model_ref = self.state.model_ref
         if model_ref is None:
             return
+        calibration = self.state.calibration
         in_background(
             lambda: RunEngine(nvml=self.state.nvml).predict(
-                model_ref, recipes, texts, hardware=self.state.hardware
+                model_ref, recipes, typed, hardware=self.state.hardware, calibration=calibration
             ),
             self.predicted.emit,
             lambda message, details: self.state.error.emit(f"Prediction failed: {message}", details),
@@ -234,4 +253,4 @@ def path_name(ref: str) -> str:
     return "demo model" if ref == "demo" else Path(ref).name
 
 
-__all__ = ["RunController", "StudioState", "path_name", "settings"]
+__all__ = ["DataColumns", "RunController", "StudioState", "path_name", "settings"]

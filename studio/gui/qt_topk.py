@@ -87,7 +87,7 @@ class InputsModel(QAbstractTableModel):
             if column == 0:
                 return str(i)
             if column == 1:
-                return item.text
+                return item.text if item.pair is None else f"{item.text}  ‖  {item.pair}"
             if column == 2:
                 return item.gold or ""
             label, probability = self.ok[column - 3].topk[i][0]
@@ -123,7 +123,7 @@ def _item(text: str, tooltip: str = "") -> QTableWidgetItem:
 
 
 class TopKPanel(QWidget):
-    predictRequested = Signal(str)
+    predictRequested = Signal(str, str)  # text, its pair ("" for single-text models)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,9 +148,13 @@ class TopKPanel(QWidget):
         self.continuations.hide()
         self.typed = QLineEdit()
         self.typed.setPlaceholderText("Your own text: every backend's top-k")
+        self.typed_pair = QLineEdit()
+        self.typed_pair.setPlaceholderText("Second text (hypothesis, passage)")
+        self.typed_pair.hide()
         self.predict_button = QPushButton("Predict")
         typed_row = QHBoxLayout()
         typed_row.addWidget(self.typed, 1)
+        typed_row.addWidget(self.typed_pair, 1)
         typed_row.addWidget(self.predict_button)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -174,6 +178,7 @@ class TopKPanel(QWidget):
             lambda current, _: self._show_input(current.row())
         )
         self.typed.returnPressed.connect(self._predict)
+        self.typed_pair.returnPressed.connect(self._predict)
         self.predict_button.clicked.connect(self._predict)
 
     def _ok(self) -> list[RecipeResult]:
@@ -187,6 +192,10 @@ class TopKPanel(QWidget):
     def language(self) -> bool:
         return self.run is not None and self.run.model.task == "text-generation"
 
+    @property
+    def pairs(self) -> bool:
+        return self.run is not None and self.run.evaluation.pairs
+
     def show_run(self, run: RunResult) -> None:
         self.run = run
         ok = self._ok()
@@ -195,8 +204,11 @@ class TopKPanel(QWidget):
         self.typed.setPlaceholderText(
             "A prompt of your own: every backend's next tokens and continuation"
             if self.language
+            else "First text of your own (premise, query)"
+            if self.pairs
             else "Your own text: every backend's top-k"
         )
+        self.typed_pair.setVisible(self.pairs)
         if not ok or reference is None or not reference.topk:
             self.summary.setText("No top-k predictions in this run (an encoder is compared on embeddings).")
             self.inputs_model.load(None, [], False)
@@ -254,8 +266,10 @@ class TopKPanel(QWidget):
             return
         index = self.inputs_model.rows[row]
         item = self.run.inputs[index]
+        pair = f" <b>‖</b> {escape(item.pair)}" if item.pair is not None else ""
         self.detail_title.setText(
-            f"<b>#{index}</b> {item.text}" + (f" <i>(label: {item.gold})</i>" if item.gold else "")
+            f"<b>#{index}</b> {escape(item.text)}{pair}"
+            + (f" <i>(label: {escape(item.gold)})</i>" if item.gold else "")
         )
         self._fill_detail({r.recipe: r.topk[index] for r in self._ok()})
         if self.language:
@@ -316,13 +330,19 @@ class TopKPanel(QWidget):
         self.continuations.setHtml("".join(parts))
 
     def _predict(self) -> None:
-        text = self.typed.text().strip()
-        if text:
-            self.detail_title.setText(f"<b>typed:</b> {text} <i>(running every backend in a worker…)</i>")
-            self.predictRequested.emit(text)
+        text, pair = self.typed.text().strip(), self.typed_pair.text().strip() if self.pairs else ""
+        if not text:
+            return
+        if self.pairs and not pair:
+            self.detail_title.setText("<b>typed:</b> this model reads text pairs: type the second text too")
+            self.typed_pair.setFocus()
+            return
+        shown = escape(text) + (f" <b>‖</b> {escape(pair)}" if pair else "")
+        self.detail_title.setText(f"<b>typed:</b> {shown} <i>(running every backend in a worker…)</i>")
+        self.predictRequested.emit(text, pair)
 
     def show_predictions(self, text: str, predictions: dict[str, Any]) -> None:
-        self.detail_title.setText(f"<b>typed:</b> {text}")
+        self.detail_title.setText(f"<b>typed:</b> {escape(text)}")
         table = {}
         for name, value in predictions.items():
             table[name] = (

@@ -78,8 +78,10 @@ class Measurer(ABC):
     def load_outputs(self, path: str) -> Any: ...
 
     @abstractmethod
-    def predict(self, predictor: Any, recipe: Any, texts: list[str]) -> dict[str, Any]:
-        """What the window's typed-text box shows for `texts`: {"topk": [...], ...}."""
+    def predict(
+        self, predictor: Any, recipe: Any, texts: list[str], pairs: list[str] | None = None
+    ) -> dict[str, Any]:
+        """What the window's typed-text box shows for `texts` (and their `pairs`): {"topk": [...], ...}."""
 
 
 class ModelKind(ABC):
@@ -96,7 +98,11 @@ class ModelKind(ABC):
     def run_inputs(self, data: TextSet, settings: RunSettings) -> list[RunInput]:
         """The inputs a run's top-k tables line up with."""
         return [
-            RunInput(text=text, gold=data.labels[i] if data.labels is not None else None)
+            RunInput(
+                text=text,
+                pair=data.pairs[i] if data.pairs is not None else None,
+                gold=data.labels[i] if data.labels is not None else None,
+            )
             for i, text in enumerate(data.texts)
         ]
 

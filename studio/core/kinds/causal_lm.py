@@ -326,7 +326,9 @@ class CausalLMMeasurer(Measurer):
             continuations = [flat[a:b] for a, b in itertools.pairwise(bounds)]
             return TokenReference(data["ids"], data["logprobs"], data["logits"], continuations)
 
-    def predict(self, predictor: Any, recipe: Any, texts: list[str]) -> dict[str, Any]:
+    def predict(
+        self, predictor: Any, recipe: Any, texts: list[str], pairs: list[str] | None = None
+    ) -> dict[str, Any]:
         tokenizer = self.model.tokenizer
         topk, continuations = [], []
         for text in texts:
@@ -443,6 +445,11 @@ class CausalLMKind(ModelKind):
             raise StudioError(
                 f"no evaluation text in {data.source}",
                 "pass an --eval .txt file with passages (or a CSV/JSONL text column)",
+            )
+        if data.pairs is not None:
+            raise StudioError(
+                "a causal language model reads one text per input, not text pairs",
+                "drop --pair-column (or choose no second column)",
             )
 
     def flags(

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from studio.core.dataset import label_indices
-from studio.core.inputs import Feeds, encode, length_buckets
+from studio.core.inputs import Feeds, encode, length_buckets, pick
 from studio.core.kinds.base import Column, Evaluation, Measurer, ModelKind, Timing
 from studio.core.measure import accuracy, fidelity, latency_summary, time_calls, top_k
 from studio.core.results import RecipeResult
@@ -34,11 +34,12 @@ class TextMeasurer(Measurer):
         names = self.model.info.input_names
         outputs: list[np.ndarray | None] = [None] * len(self.data)
         done = 0
-        for batch in length_buckets(
-            tokenizer, self.data.texts, self.settings.eval_batch_size, recipe.seq_len
-        ):
+        texts, pairs = self.data.texts, self.data.pairs
+        for batch in length_buckets(tokenizer, texts, self.settings.eval_batch_size, recipe.seq_len, pairs):
             self.report("evaluate", done, len(self.data))
-            feeds = encode(tokenizer, [self.data.texts[i] for i in batch], names, recipe.seq_len)
+            feeds = encode(
+                tokenizer, [texts[i] for i in batch], names, recipe.seq_len, pairs=pick(pairs, batch)
+            )
             processed = self.model.postprocess(predictor(feeds), feeds["attention_mask"])
             for row, index in enumerate(batch):
                 outputs[index] = processed[row]
@@ -65,8 +66,15 @@ class TextMeasurer(Measurer):
         return Evaluation(fields, outputs, finite, [] if finite else ["non-finite outputs"])
 
     def timing_feeds(self, batch: int, seq_len: int) -> Feeds:
-        texts = [self.data.texts[i % len(self.data)] for i in range(batch)]
-        return encode(self.model.tokenizer, texts, self.model.info.input_names, seq_len, pad_to_max=True)
+        rows = [i % len(self.data) for i in range(batch)]
+        return encode(
+            self.model.tokenizer,
+            [self.data.texts[i] for i in rows],
+            self.model.info.input_names,
+            seq_len,
+            pad_to_max=True,
+            pairs=pick(self.data.pairs, rows),
+        )
 
     def time(self, predictor: Any, recipe: Any, name: str) -> Timing:
         seconds = time_calls(
@@ -95,8 +103,10 @@ class TextMeasurer(Measurer):
     def load_outputs(self, path: str) -> Any:
         return np.load(path)
 
-    def predict(self, predictor: Any, recipe: Any, texts: list[str]) -> dict[str, Any]:
-        feeds = encode(self.model.tokenizer, texts, self.model.info.input_names, recipe.seq_len)
+    def predict(
+        self, predictor: Any, recipe: Any, texts: list[str], pairs: list[str] | None = None
+    ) -> dict[str, Any]:
+        feeds = encode(self.model.tokenizer, texts, self.model.info.input_names, recipe.seq_len, pairs=pairs)
         outputs = self.model.postprocess(predictor(feeds), feeds["attention_mask"])
         return {"topk": top_k(outputs, self.model.info.labels, self.settings.top_k)}
 
