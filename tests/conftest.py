@@ -12,8 +12,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from tests.fakes.nvml import FakeNvml
 from tests.fakes.tiny import build_tiny, tiny_texts, write_csv
-from tests.fakes.tiny_nli import build_tiny_nli, nli_rows, write_pairs_csv
 from tests.fakes.tiny_lm import build_tiny_lm, write_passages, write_prompts
+from tests.fakes.tiny_nli import build_tiny_nli, nli_rows, write_pairs_csv
 
 
 @pytest.fixture(scope="session", autouse=True)
