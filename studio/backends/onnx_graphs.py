@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,24 @@ def exported_fp32(ctx: BuildContext) -> Path:
         step="export",
         model=model.info.name,
     )
+    exporter = folder / "exporter.txt"
+    if exporter.is_file() and "torch.onnx" in (note := exporter.read_text(encoding="utf-8")):
+        ctx.notes.append(note)  # optimum's export, the usual one, goes unsaid
     return folder / MODEL_FILE
+
+
+def fusion_type(model_type: str) -> str | None:
+    """ONNX Runtime's optimizer model type for a transformers family (optimum's own table), None where
+    it has none; an ONNX file of unknown family is fused as BERT, the encoders' common form."""
+    if model_type in ("", "onnx"):
+        return "bert"
+    from optimum.onnxruntime.utils import ORTConfigManager
+
+    try:
+        fuser: str = ORTConfigManager.get_model_ort_type(model_type)
+    except KeyError:
+        return None
+    return fuser
 
 
 def source_graph(ctx: BuildContext) -> Path:
@@ -51,6 +69,13 @@ def source_graph(ctx: BuildContext) -> Path:
             "graph fusion skipped: offline fusion is for encoders; the LLM graph is used as exported"
         )
         return exported
+    fuser = fusion_type(ctx.model.info.model_type)
+    if fuser is None:
+        ctx.notes.append(
+            f"graph fusion skipped: ONNX Runtime's transformer optimizer has no model type for "
+            f"'{ctx.model.info.model_type}'; the graph is used as exported"
+        )
+        return exported
     use_gpu = ctx.recipe.device == "cuda"
 
     def build(folder: Path) -> None:
@@ -58,18 +83,28 @@ def source_graph(ctx: BuildContext) -> Path:
 
         ctx.report("fuse graph", 0, 1)
         # opt_level 0: only the transformer fusions, no runtime-specific rewrites baked into the file.
-        optimized = optimize_model(str(exported), model_type="bert", opt_level=0, use_gpu=use_gpu)
+        optimized = optimize_model(str(exported), model_type=fuser, opt_level=0, use_gpu=use_gpu)
         optimized.save_model_to_file(str(folder / MODEL_FILE))
         fused = optimized.get_fused_operator_statistics()
         (folder / "fusion.txt").write_text("\n".join(f"{op}: {n}" for op, n in sorted(fused.items()) if n))
 
-    key = ctx.cache.key(model=ctx.model.info.content_hash, step="fuse", gpu=use_gpu)
+    key = ctx.cache.key(model=ctx.model.info.content_hash, step="fuse", gpu=use_gpu, fuser=fuser)
     try:
         folder, _ = ctx.cache.get_or_build(key, build, step="fuse", model=ctx.model.info.name)
     except Exception as error:  # fusion is an optimisation: fall back to the plain graph, and say so
         log.warning("graph fusion failed: %s", error)
         ctx.notes.append(f"graph fusion failed ({str(error)[:120]}): used the unfused graph")
         return exported
+    fused = (
+        (folder / "fusion.txt").read_text(encoding="utf-8").splitlines()
+        if (folder / "fusion.txt").is_file()
+        else []
+    )
+    ctx.notes.append(
+        f"graph fused with ONNX Runtime's '{fuser}' optimizer: {', '.join(fused)}"
+        if fused
+        else f"ONNX Runtime's '{fuser}' optimizer found nothing to fuse in this graph"
+    )
     return folder / MODEL_FILE
 
 
@@ -203,3 +238,55 @@ def op_types(path: Path) -> set[str]:
     import onnx
 
     return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+
+
+# Inputs that hold indices, shapes or counts: a value computed for them must stay exact.
+_INDEX_INPUTS = {
+    "Gather": (1,),
+    "GatherElements": (1,),
+    "GatherND": (1,),
+    "ScatterElements": (1,),
+    "OneHot": (0, 1),
+    "Slice": (1, 2, 3, 4),
+    "Reshape": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "Range": (0, 1, 2),
+    "ConstantOfShape": (0,),
+    "TopK": (1,),
+    "Unsqueeze": (1,),
+    "Squeeze": (1,),
+}
+_INTEGER_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # onnx.TensorProto uint8 .. int64
+
+
+def index_path_nodes(path: Path, ops: Collection[str]) -> list[str]:
+    """Nodes whose outputs flow into an index, shape or integer cast (relative-position buckets,
+    position ids): quantizing them moves an index, so they stay in float.
+
+    Walks back from every index input and every cast to an integer type; a Shape or Size node ends the
+    walk (its output does not depend on the values before it)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {output: node for node in graph.node for output in node.output}
+    stack: list[str] = []
+    for node in graph.node:
+        stack += [node.input[i] for i in _INDEX_INPUTS.get(node.op_type, ()) if i < len(node.input)]
+        if node.op_type == "Cast" and any(a.name == "to" and a.i in _INTEGER_TYPES for a in node.attribute):
+            stack.append(node.input[0])
+    seen: set[str] = set()
+    on_path: dict[str, None] = {}
+    while stack:
+        tensor = stack.pop()
+        if not tensor or tensor in seen:
+            continue
+        seen.add(tensor)
+        node = producer.get(tensor)
+        if node is None:
+            continue
+        if node.op_type in ops:
+            on_path[node.name] = None
+        if node.op_type not in ("Shape", "Size"):
+            stack.extend(node.input)
+    return list(on_path)

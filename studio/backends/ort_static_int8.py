@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from studio.backends.base import Artifact, BuildContext, Predictor
-from studio.backends.onnx_graphs import load_predictor, op_types, quantized_artifact
+from studio.backends.onnx_graphs import index_path_nodes, load_predictor, op_types, quantized_artifact
 from studio.core.errors import StudioError
 from studio.core.inputs import encode
+
+# What gains from INT8 in a transformer (ONNX Runtime's guidance: the matrix products). Quantizing
+# every op the QDQ quantizer knows also reaches masks and relative-position index arithmetic (DeBERTa's
+# buckets, ModernBERT's local window) and loses accuracy there for no speed.
+STATIC_OPS = ("MatMul", "Gemm")
 
 
 class _CalibrationReader:
@@ -87,24 +92,41 @@ class OrtStaticInt8:
                 reader = _CalibrationReader(
                     ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs
                 )
-                quantize_static(
-                    prepared,
-                    target,
-                    reader,
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=ctx.recipe.per_channel,
-                    activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8,
-                    calibrate_method=method,
-                    op_types_to_quantize=[op for op in op_types(prepared) if op not in ctx.recipe.exclude_ops]
-                    if ctx.recipe.exclude_ops
-                    else None,
-                    nodes_to_exclude=list(ctx.recipe.exclude_nodes) or None,
-                    calibration_providers=["CPUExecutionProvider"],
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
+                present = op_types(prepared)
+                ops = [op for op in STATIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
+                index_nodes = index_path_nodes(prepared, ops)
+                if index_nodes:
+                    ctx.notes.append(
+                        f"{len(index_nodes)} {'/'.join(ops)} nodes compute indices or positions: left in float"
+                    )
+                try:
+                    quantize_static(
+                        prepared,
+                        target,
+                        reader,
+                        quant_format=QuantFormat.QDQ,
+                        per_channel=ctx.recipe.per_channel,
+                        activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8,
+                        calibrate_method=method,
+                        op_types_to_quantize=ops,
+                        nodes_to_exclude=list(dict.fromkeys([*ctx.recipe.exclude_nodes, *index_nodes]))
+                        or None,
+                        calibration_providers=["CPUExecutionProvider"],
+                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                    )
+                except ValueError as error:
+                    if "Too many bins" not in str(error):
+                        raise
+                    raise StudioError(
+                        f"{calibration.method} calibration cannot histogram this model's activations (one of "
+                        "them spans too wide a range, e.g. a mask of float32's minimum)",
+                        "use the minmax calibration method",
+                    ) from None
 
-        return quantized_artifact(ctx, f"int8-static-{ctx.calibration_digest(calibration.samples)}", write)
+        return quantized_artifact(
+            ctx, f"int8-static-matmul-{ctx.calibration_digest(calibration.samples)}", write
+        )
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         return load_predictor(ctx, artifact)

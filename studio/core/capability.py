@@ -16,6 +16,7 @@ from studio.core.catalogue import BackendSpec, get_spec
 from studio.core.hardware import HardwareInfo
 from studio.core.isa import cpu_notice
 from studio.core.model import ModelInfo
+from studio.core.onnx_export import remembered_failure
 from studio.core.recipe import Recipe
 from studio.core.types import Precision
 
@@ -139,6 +140,10 @@ def _model_refusal(recipe: Recipe, spec: BackendSpec, hardware: HardwareInfo, mo
         return f"{spec.title} does not run {kind}; pick another backend"
     if spec.model_types and model.model_type not in spec.model_types:
         return f"{spec.title} cannot build '{model.model_type}' models (it builds: {', '.join(spec.model_types)})"
+    if spec.from_onnx and model.source not in ("onnx", "demo"):
+        failure = remembered_failure(model.content_hash)
+        if failure:
+            return f"{failure}; the torch recipes still run"
     if not recipe.suits(model.task):
         meant = " and ".join(KIND_NAMES.get(t, t) for t in recipe.tasks)
         return f"written for {meant}, and {model.name} is one of the {kind}"

@@ -42,6 +42,11 @@ class BackendSpec:
     tasks: tuple[Task, ...] = ALL_TASKS  # the model kinds it can run
     model_types: tuple[str, ...] = ()  # transformers model types it can build from; empty: any
 
+    @property
+    def from_onnx(self) -> bool:
+        """Whether it builds from the model's ONNX export (ONNX Runtime and TensorRT backends)."""
+        return self.runtime in ("onnxruntime", "tensorrt")
+
     def load(self) -> Backend:
         module_name, _, class_name = self.target.partition(":")
         backend_class = getattr(importlib.import_module(module_name), class_name)

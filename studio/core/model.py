@@ -194,7 +194,8 @@ class Model:
         return model.eval()
 
     def export_onnx(self, output: Path) -> None:
-        """Export the FP32 model to `output` with optimum's ONNX exporter (named inputs and outputs).
+        """Export the FP32 model to `output` (named inputs and outputs): optimum's ONNX exporter, or
+        torch.onnx for a family optimum does not know; `exporter.txt` beside it says which ran.
 
         A causal LM is exported with its past key values (`text-generation-with-past`), so one graph serves
         prefill and each decode step; config, generation config and tokenizer land next to it."""
@@ -203,21 +204,10 @@ class Model:
         if self.is_causal_lm:
             self._export_causal_lm(output)
             return
-        from optimum.exporters.onnx import export
-        from optimum.exporters.tasks import TasksManager
+        from studio.core.onnx_export import export_encoder
 
-        try:
-            constructor = TasksManager.get_exporter_config_constructor(
-                "onnx", model_type=self.info.model_type, task=self.info.task, library_name="transformers"
-            )
-        except (KeyError, ValueError) as error:
-            raise StudioError(
-                f"optimum cannot export '{self.info.model_type}' models to ONNX ({error})",
-                "use the torch recipes for this model, or export it yourself and open the .onnx file",
-            ) from None
-        module = self.torch_module()
-        onnx_config = constructor(module.config)
-        export(module, onnx_config, output, opset=ONNX_OPSET)
+        note = export_encoder(self, output, ONNX_OPSET)
+        output.with_name("exporter.txt").write_text(note, encoding="utf-8")
 
     def _export_causal_lm(self, output: Path) -> None:
         from optimum.exporters.onnx import main_export
