@@ -141,8 +141,9 @@ def diagnose(
             cause = "outputs are close to FP32 but the winning class differs: check the label mapping"
         elif result.mode == "static":
             cause = (
-                "static quantization saturated an activation: the additive attention mask (about -3.4e38) "
-                "is a known trap; fuse the graph (optimize_graph = true) or exclude the mask path"
+                "static quantization saturated an activation (a tensor of very wide range, such as an additive "
+                "attention mask of about -3.4e38, or an outlier channel); try percentile calibration or "
+                "per_channel, or keep the most sensitive nodes in float (exclude_nodes)"
             )
         else:
             cause = "overflow or saturation in reduced precision; exclude the sensitive operators or nodes"

@@ -228,3 +228,14 @@ def test_a_recipe_slower_than_fp32_is_flagged_with_its_likely_cause() -> None:
     assert "not fused" in slower_flags(unfused, reference, 2)[0].message
     assert slower_flags(result("ort-int8-dynamic", 2.9), reference, 2) == []
     assert slower_flags(reference, reference, 2) == []
+
+
+def test_a_broken_static_result_names_saturation_as_the_likely_cause() -> None:
+    from studio.core.compare import bare_result
+    from studio.core.results import diagnose
+
+    broken = bare_result(resolve_recipe("ort-int8-static-minmax"), "ok", "").model_copy(
+        update={"top1_agreement": 0.5, "cosine": 0.7}
+    )
+    flag = next(f for f in diagnose(broken, None, 0.9, 20) if f.code == "low-agreement")  # 20 labels: not chance
+    assert flag.severity == "error" and "saturated an activation" in flag.message and "attention mask" in flag.message

@@ -52,7 +52,7 @@ def test_evaluation_set_covers_the_intents(model) -> None:
     )
 
 
-def test_demo_fp32_int8_and_the_static_trap(model) -> None:
+def test_demo_fp32_int8_and_static_with_and_without_fusion(model) -> None:
     data = load_texts(demo.eval_file())
     subset = data.subset(
         list(range(0, len(data), 3)), data.source
@@ -82,8 +82,8 @@ def test_demo_fp32_int8_and_the_static_trap(model) -> None:
     assert not [f for f in dynamic.flags if f.severity == "error"]
     fused_static = by_name["ort-int8-static-minmax"]
     assert fused_static.top1_agreement >= 0.9, "graph fusion should keep static INT8 usable"
-    # On the plain export, static INT8 quantizes the additive attention mask: the guard must catch it.
-    broken = by_name["static-unfused"]
-    assert broken.top1_agreement < 0.5
-    flag = next(f for f in broken.flags if f.code == "low-agreement")
-    assert "attention mask" in flag.message
+    # Static INT8 quantizing every op it knew destroyed the plain export (its additive attention mask
+    # went through QDQ: 24.7% agreement in benchmarks/README.md); quantizing only the matrix products keeps
+    # it usable unfused too.
+    unfused = by_name["static-unfused"]
+    assert unfused.top1_agreement >= 0.9, unfused.top1_agreement
