@@ -57,11 +57,22 @@ class InputsModel(QAbstractTableModel):
                     self.rows.append(i)
         self.endResetModel()
 
+    @property
+    def pairs(self) -> bool:
+        return self.run is not None and self.run.evaluation.pairs
+
+    @property
+    def fixed(self) -> list[str]:
+        """The columns before the backends' (a text-pair model's second text gets its own)."""
+        if self.run is not None and self.run.model.task == "text-generation":
+            return ["#", "prompt", ""]
+        return ["#", "input", "second text", "label"] if self.pairs else ["#", "input", "label"]
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() or not self.ok else 3 + len(self.ok)
+        return 0 if parent.isValid() or not self.ok else len(self.fixed) + len(self.ok)
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -70,9 +81,8 @@ class InputsModel(QAbstractTableModel):
             return None
         if orientation != Qt.Orientation.Horizontal:
             return None
-        language = self.run is not None and self.run.model.task == "text-generation"
-        first = ["#", "prompt", ""] if language else ["#", "input", "label"]
-        return first[section] if section < 3 else self.ok[section - 3].recipe
+        first = self.fixed
+        return first[section] if section < len(first) else self.ok[section - len(first)].recipe
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
@@ -82,19 +92,18 @@ class InputsModel(QAbstractTableModel):
         i = self.rows[index.row()]
         column = index.column()
         differs = self.differs[i]
+        fixed = len(self.fixed)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             item = self.run.inputs[i]
-            if column == 0:
-                return str(i)
-            if column == 1:
-                return item.text if item.pair is None else f"{item.text}  ‖  {item.pair}"
-            if column == 2:
-                return item.gold or ""
-            label, probability = self.ok[column - 3].topk[i][0]
-            return f"{label} {probability:.2f}"
+            if column >= fixed:
+                label, probability = self.ok[column - fixed].topk[i][0]
+                return f"{label} {probability:.2f}"
+            return [str(i), item.text, item.pair or "", item.gold or ""][
+                column if self.pairs or column < 2 else 3
+            ]
         if role == Qt.ItemDataRole.BackgroundRole and any(differs):
             return DISAGREE
-        if role == Qt.ItemDataRole.ForegroundRole and column >= 3 and differs[column - 3]:
+        if role == Qt.ItemDataRole.ForegroundRole and column >= fixed and differs[column - fixed]:
             return QColor("#b3261e")
         return None
 
@@ -241,23 +250,27 @@ class TopKPanel(QWidget):
 
     def _fill_inputs(self) -> None:
         self.inputs_model.load(self.run, self._ok(), self.only_disagreements.isChecked())
-        self.inputs.setColumnHidden(2, self.language)
+        for column in range(4):  # a language model's prompts have no label
+            self.inputs.setColumnHidden(column, self.language and column == 2)
         self.spread_columns()
         if self.inputs_model.rowCount():
             self.inputs.selectRow(0)
 
     def spread_columns(self) -> None:
-        """Share the table's width: the input 40% of what the number and label leave, each backend's top-1
-        an equal part of the rest, so every backend stays in view without a horizontal scroll bar."""
+        """Share the table's width: the input 40% of what the number and label leave (a pair's two texts
+        half of it each), each backend's top-1 an equal part of the rest, so every backend stays in view
+        without a horizontal scroll bar."""
         header = self.inputs.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        backends = max(1, self.inputs_model.columnCount() - 3)
+        fixed = len(self.inputs_model.fixed)
+        backends = max(1, self.inputs_model.columnCount() - fixed)
         label = 0 if self.language else 100
         room = max(0, self.inputs.viewport().width() - 40 - label)
-        text = max(90, int(room * 0.4))
+        text = max(90, int(room * (0.5 if self.pairs else 0.4)))
         share = max(44, (room - text) // backends)
-        for column, width in enumerate([40, text, label, *([share] * backends)]):
+        texts = [text // 2, text // 2] if self.pairs else [text]
+        for column, width in enumerate([40, *texts, label, *([share] * backends)]):
             if column < self.inputs_model.columnCount():
                 self.inputs.setColumnWidth(column, width)
 

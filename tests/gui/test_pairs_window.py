@@ -45,8 +45,11 @@ def test_pairs_from_the_data_picker_to_a_typed_pair(make_window, tiny_nli, tiny_
     assert all(r.ok and (r.accuracy or 0) >= 0.9 for r in run.results), [(r.recipe, r.reason) for r in run.results]
     assert run.evaluation.pairs and run.inputs[0].pair == data.pairs[0]
     topk = window.topk
-    shown = topk.inputs_model.data(topk.inputs_model.index(0, 1), Qt.ItemDataRole.DisplayRole)
-    assert shown == f"{data.texts[0]}  ‖  {data.pairs[0]}"
+    model = topk.inputs_model
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(4)] == ["#", "input", "second text", "label"]
+    shown = [model.data(model.index(0, c), Qt.ItemDataRole.DisplayRole) for c in range(5)]
+    assert shown[1:4] == [data.texts[0], data.pairs[0], data.labels[0] if data.labels else ""]
+    assert shown[4].split()[0] == run.results[0].topk[0][0][0]  # the first backend's top-1
     assert "‖" in topk.detail_title.text()
     assert not topk.typed_pair.isHidden()
     topk.typed.setText("the kite by the sea is not red")
