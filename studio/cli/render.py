@@ -87,6 +87,8 @@ def show_model(console: Console, info: ModelInfo) -> None:
         return
     labels = ", ".join(info.labels[:8]) + (" ..." if len(info.labels) > 8 else "")
     console.print(f"  labels        {len(info.labels)}{': ' + labels if info.labels else ''}")
+    for note in info.notes:
+        console.print(f"  [dim]{note}[/dim]")
 
 
 def show_results(console: Console, run: RunResult) -> None:

@@ -17,7 +17,7 @@ from studio.core.dataset import TextSet
 from studio.core.errors import StudioError
 from studio.core.events import Event
 from studio.core.measure import TimingPlan
-from studio.core.model import DEMOS
+from studio.core.model import DEMOS, PAIR_NOTE
 from studio.core.recipe import Recipe
 from studio.core.results import RunResult
 
@@ -86,6 +86,8 @@ def execute(request: dict[str, Any], recipes: list[Recipe], args: argparse.Names
     if duplicates:
         raise StudioError(f"recipe name(s) given twice: {', '.join(duplicates)}", "give each recipe once")
     data, calibration = load_data(request, err)
+    if data.pairs is None and PAIR_NOTE in model.info.notes:
+        err.print(f"[yellow]{model.info.name}: {PAIR_NOTE}[/yellow]")
     settings = RunSettings.model_validate(request["settings"])
     engine = RunEngine(store=default_store())
     progress = Progress(

@@ -315,6 +315,13 @@ def _open_demo() -> Model:
     return Model(info, encoder)
 
 
+NLI_LABELS = {"entailment", "contradiction", "not_entailment"}
+PAIR_NOTE = (
+    "its labels are an NLI model's: evaluate it on text pairs (--pair-column, or the second text in the "
+    "window's data picker), or it sees half of every input"
+)
+
+
 def _open_hf(folder: Path) -> Model:
     _quiet_transformers()
     from transformers import AutoConfig
@@ -377,6 +384,7 @@ def _open_hf(folder: Path) -> Model:
         content_hash=hash_files(files),
         input_names=input_names,
         output_name="logits" if task == "text-classification" else "last_hidden_state",
+        notes=[PAIR_NOTE] if {label.lower() for label in labels} & NLI_LABELS else [],
     )
     return Model(info, folder)
 

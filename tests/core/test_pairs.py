@@ -50,6 +50,7 @@ def test_pair_column_is_read_and_calibration_keeps_pairs_with_their_texts(tiny_n
 
 def test_pairs_are_encoded_together_with_token_types(tiny_nli: Path) -> None:
     model = open_model(str(tiny_nli))
+    assert any("text pairs" in note for note in model.info.notes)  # the card says what it needs
     names = model.info.input_names
     assert "token_type_ids" in names
     together = encode(model.tokenizer, ["the car is red"], names, 64, pairs=["the car is red"])
