@@ -49,6 +49,33 @@ class _CalibrationReader:
         self._iter = iter(range(self.count))
 
 
+ENTROPY_BINS = 2048  # histogram bins for entropy calibration (TensorRT's convention: 2048 into 128)
+
+
+def _entropy_ranges(prepared: Path, ops: list[str], reader: _CalibrationReader, scratch: Path) -> Path:
+    """Entropy-calibrated activation ranges, written where quantize_static reads a calibration cache.
+
+    quantize_static does not pass a bin count to the calibrator, and its entropy calibrator then
+    histograms into 128 bins to choose among 128 quantized bins: a single candidate, the full range,
+    so "entropy" gave minmax's ranges byte for byte. Calibrating here with 2048 bins gives the KL search
+    room to clip outliers."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        prepared,
+        ops,
+        augmented_model_path=str(scratch / "augmented.onnx"),
+        calibrate_method=CalibrationMethod.Entropy,
+        providers=["CPUExecutionProvider"],
+        extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": 128},
+    )
+    calibrator.collect_data(reader)
+    ranges = scratch / "entropy-ranges.json"
+    save_tensors_data(calibrator.compute_data(), ranges)
+    reader.rewind()
+    return ranges
+
+
 def _pre_process(source: Path, target: Path) -> None:
     """Shape-infer the graph so the calibrator sees every float activation.
 
@@ -100,6 +127,11 @@ class OrtStaticInt8:
                         f"{len(index_nodes)} {'/'.join(ops)} nodes compute indices or positions: left in float"
                     )
                 try:
+                    ranges = (
+                        _entropy_ranges(prepared, ops, reader, Path(scratch))
+                        if method == CalibrationMethod.Entropy
+                        else None
+                    )
                     quantize_static(
                         prepared,
                         target,
@@ -113,6 +145,7 @@ class OrtStaticInt8:
                         nodes_to_exclude=list(dict.fromkeys([*ctx.recipe.exclude_nodes, *index_nodes]))
                         or None,
                         calibration_providers=["CPUExecutionProvider"],
+                        calibration_cache_path=ranges,
                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                     )
                 except ValueError as error:
@@ -125,7 +158,7 @@ class OrtStaticInt8:
                     ) from None
 
         return quantized_artifact(
-            ctx, f"int8-static-matmul-{ctx.calibration_digest(calibration.samples)}", write
+            ctx, f"int8-static-matmul-bins-{ctx.calibration_digest(calibration.samples)}", write
         )
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
