@@ -91,12 +91,14 @@ def snippet(contract: Contract, text: str = "what is the weather in paris") -> s
 
 
 _GENERATE = """import importlib.util
+import sys
 
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
 def local(name):  # this folder's ort_lm.py (KV-cache runner) and greedy.py (decoding loop)
+    sys.dont_write_bytecode = True  # an edited greedy.py is never hidden by a stale .pyc
     spec = importlib.util.spec_from_file_location(name, f"{{name}}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

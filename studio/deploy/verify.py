@@ -92,14 +92,17 @@ def integrity_check(folder: Path, recorded: dict[str, str]) -> Check:
 
 
 def snippet_command(python: str | None, folder: Path, sample: Path, report: Path) -> list[str]:
+    """predict.py --check in an isolated interpreter that neither reads nor writes byte-code caches in
+    the folder: a .pyc left by an earlier run (same size and second as an edited .py) would hide the edit."""
     script = [str(folder / SNIPPET), "--check", str(sample), "--report", str(report)]
+    no_caches = ["-B", "-X", f"pycache_prefix={report.parent / 'no-pycache'}"]
     if python:
-        return [python, "-I", *script]
+        return [python, "-I", *no_caches, *script]
     if getattr(sys, "frozen", False):  # the installed bundle runs scripts through its own binary
         from studio.core.bundle import SCRIPT_FLAG
 
         return [sys.executable, SCRIPT_FLAG, *script]
-    return [sys.executable, "-I", *script]
+    return [sys.executable, "-I", *no_caches, *script]
 
 
 def run_snippet(folder: Path, python: str | None = None) -> dict[str, Any]:

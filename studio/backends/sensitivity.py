@@ -1,0 +1,235 @@
+"""Per-layer sensitivity of an ONNX Runtime quantization recipe (static INT8, dynamic INT8, INT4 weight-only).
+
+For every matrix product the recipe would quantize (MatMul/Gemm, the ops that gain), and for every
+transformer layer's group of them: the output KL to the float graph when that node alone is quantized,
+and the agreement when that node alone is kept in float (everything else quantized). Both are built
+with the recipe's own backend through `exclude_nodes`, so what is measured is what the recipe would
+ship; artifacts are cached like any other. For static INT8 the activation SQNR at each node of the
+fully quantized graph comes from ONNX Runtime's `qdq_loss_debug`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.backends.base import BuildContext
+from studio.backends.onnx_graphs import OrtPredictor, index_path_nodes, open_session, source_graph
+from studio.core.cache import ArtifactCache
+from studio.core.catalogue import get_spec
+from studio.core.dataset import TextSet
+from studio.core.errors import StudioError
+from studio.core.kinds.text import TextMeasurer
+from studio.core.measure import fidelity
+from studio.core.model import Model
+from studio.core.recipe import Recipe
+from studio.core.types import Precision
+
+SUPPORTED = ("ort-int8-static", "ort-int8-dynamic", "ort-int4")
+PRODUCTS = ("MatMul", "Gemm")
+_LAYER = re.compile(r"layers?[./_](\d+)")
+
+Report = Callable[[str, int, int], None]
+
+
+@dataclass
+class Sensitivity:
+    """One node or one layer's group of nodes."""
+
+    name: str
+    op_type: str  # "MatMul", "Gemm", or "layer" for a group
+    nodes: list[str]
+    kl_when_quantized_alone: float
+    agreement_when_kept_float: float
+    sqnr_db: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "op_type": self.op_type,
+            "nodes": self.nodes,
+            "kl_when_quantized_alone": self.kl_when_quantized_alone,
+            "agreement_when_kept_float": self.agreement_when_kept_float,
+            "sqnr_db": self.sqnr_db,
+        }
+
+
+@dataclass
+class SensitivityReport:
+    recipe: str
+    sample: int
+    agreement_all_quantized: float
+    kl_all_quantized: float
+    layers: list[Sensitivity] = field(default_factory=list)  # nodes, worst first
+    groups: list[Sensitivity] = field(default_factory=list)  # transformer layers, worst first
+
+    def worst_nodes(self, count: int) -> list[str]:
+        return [entry.name for entry in self.layers[:count]]
+
+
+def layer_of(node: str) -> str:
+    """The transformer layer a node belongs to, from its exported name ("layer 3"), or "other"."""
+    match = _LAYER.search(node)
+    return f"layer {match.group(1)}" if match else "other"
+
+
+def quantizable_nodes(graph_path: Path) -> list[tuple[str, str]]:
+    """(name, op type) of the matrix products a recipe quantizes, index paths left out."""
+    import onnx
+
+    graph = onnx.load(str(graph_path), load_external_data=False).graph
+    skipped = set(index_path_nodes(graph_path, PRODUCTS))
+    return [
+        (n.name, n.op_type) for n in graph.node if n.op_type in PRODUCTS and n.name and n.name not in skipped
+    ]
+
+
+class _Outputs:
+    """Outputs of a predictor on the sample, in order (the kind's own batching)."""
+
+    def __init__(self, model: Model, sample: TextSet) -> None:
+        from studio.core.settings import RunSettings
+
+        self.measurer = TextMeasurer(model, sample, RunSettings())
+
+    def __call__(self, predictor: Any, recipe: Recipe) -> np.ndarray:
+        return self.measurer.outputs(predictor, recipe)
+
+
+def analyse(
+    model: Model,
+    recipe: Recipe,
+    sample: TextSet,
+    calibration: TextSet,
+    cache: ArtifactCache,
+    precision: Precision,
+    report: Report = lambda stage, done, total: None,
+    groups: bool = True,
+) -> SensitivityReport:
+    """Rank the recipe's quantizable nodes (and layers) by the error each causes; see the module doc."""
+    if recipe.backend not in SUPPORTED:
+        raise StudioError(
+            f"sensitivity covers {', '.join(SUPPORTED)} recipes; {recipe.name} uses {recipe.backend}",
+            "pick an ONNX Runtime INT8 or INT4 recipe",
+        )
+    if model.info.task != "text-classification":
+        raise StudioError(
+            "sensitivity ranks by output KL and agreement, which need a classifier's labels",
+            "open a text classifier (encoders and language models are not covered yet)",
+        )
+    spec = get_spec(recipe.backend)
+    backend = spec.load()
+
+    def context(variant: Recipe) -> BuildContext:
+        return BuildContext(model, variant, cache, precision, calibration.texts, calibration.pairs)
+
+    outputs = _Outputs(model, sample)
+    base = context(recipe)
+    float_graph = source_graph(base)
+    reference = outputs(
+        OrtPredictor(open_session(float_graph, "cpu", recipe.threads), model.info.output_name), recipe
+    )
+    nodes = quantizable_nodes(float_graph)
+    if not nodes:
+        raise StudioError(f"{float_graph.name} has no MatMul or Gemm to quantize", "check the exported graph")
+    names = [name for name, _ in nodes]
+    steps = len(nodes) * 2 + (len({layer_of(n) for n in names}) * 2 if groups else 0) + 1
+    done = 0
+
+    def measure(excluded: list[str]) -> tuple[float, float, Any]:
+        nonlocal done
+        variant = recipe.model_copy(
+            update={"exclude_nodes": tuple(dict.fromkeys([*recipe.exclude_nodes, *excluded]))}
+        )
+        ctx = context(variant)
+        artifact = backend.prepare(ctx)
+        result = outputs(backend.load(ctx, artifact), variant)
+        fid = fidelity(reference, result, classification=True)
+        done += 1
+        report("sensitivity", done, steps)
+        return fid.kl or 0.0, fid.top1_agreement or 0.0, artifact
+
+    kl_all, agreement_all, full = measure([])
+    sqnr = _sqnr(float_graph, full.path, model, sample, recipe) if recipe.backend == "ort-int8-static" else {}
+
+    def entry(name: str, op_type: str, members: list[str]) -> Sensitivity:
+        others = [n for n in names if n not in members]
+        kl_alone, _, _ = measure(others)
+        _, agreement_float, _ = measure(members)
+        values = [sqnr[m] for m in members if m in sqnr]
+        return Sensitivity(name, op_type, members, kl_alone, agreement_float, min(values) if values else None)
+
+    layers = [entry(name, op, [name]) for name, op in nodes]
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        grouped.setdefault(layer_of(name), []).append(name)
+    group_entries = [entry(layer, "layer", members) for layer, members in grouped.items()] if groups else []
+
+    def rank(entries: list[Sensitivity]) -> list[Sensitivity]:
+        return sorted(entries, key=lambda e: (-e.kl_when_quantized_alone, -e.agreement_when_kept_float))
+
+    return SensitivityReport(
+        recipe.name, len(sample), agreement_all, kl_all, rank(layers), rank(group_entries)
+    )
+
+
+def _sqnr(
+    float_graph: Path, quantized: Path | None, model: Model, sample: TextSet, recipe: Recipe
+) -> dict[str, float]:
+    """SQNR (dB) of each matrix product's output in the fully quantized QDQ graph against the float
+    graph, with ONNX Runtime's qdq_loss_debug; keyed by node name."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    from studio.core.inputs import encode, pick
+
+    if quantized is None:
+        return {}
+    names = [n for n in model.info.input_names]
+    rows = list(range(len(sample)))
+
+    class Reader:
+        def __init__(self) -> None:
+            self.items = iter(rows)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            i = next(self.items, None)
+            if i is None:
+                return None
+            return encode(
+                model.tokenizer, [sample.texts[i]], names, recipe.seq_len, pairs=pick(sample.pairs, [i])
+            )
+
+        def __iter__(self) -> Any:
+            return iter(self.get_next, None)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        float_aug, quant_aug = Path(scratch) / "float.onnx", Path(scratch) / "quant.onnx"
+        modify_model_output_intermediate_tensors(str(float_graph), str(float_aug), list(PRODUCTS))
+        modify_model_output_intermediate_tensors(str(quantized), str(quant_aug), list(PRODUCTS))
+        float_inputs = {i.name for i in onnx.load(str(float_aug), load_external_data=False).graph.input}
+        names = [n for n in names if n in float_inputs]
+        matching = create_activation_matching(
+            collect_activations(str(quant_aug), Reader()), collect_activations(str(float_aug), Reader())
+        )
+        errors = compute_activation_error(matching)
+    graph = onnx.load(str(float_graph), load_external_data=False).graph
+    out: dict[str, float] = {}
+    for node in graph.node:
+        if node.op_type in PRODUCTS and node.output and node.output[0] in errors:
+            value = errors[node.output[0]].get("xmodel_err")
+            if value is not None and np.isfinite(value):
+                out[node.name] = float(value)
+    return out
