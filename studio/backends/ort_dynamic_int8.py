@@ -25,6 +25,9 @@ class OrtDynamicInt8:
             excluded = list(ctx.recipe.exclude_nodes)
             if ctx.model.is_causal_lm and not ctx.recipe.quantize_lm_head:
                 excluded += lm_head_nodes(source)
+            # The dynamic quantizer rewrites Gemm as MatMul named NAME_MatMul: a Gemm named in exclude_nodes
+            # must stay excluded once it is a MatMul.
+            excluded += [f"{name}_MatMul" for name in excluded]
             quantize_dynamic(
                 source,
                 target,
@@ -43,7 +46,7 @@ class OrtDynamicInt8:
             f"dynamic INT8 as optimum-onnx's {isa['preset']} preset sets it for this CPU: {isa['weight_type']} "
             "weights, QUInt8 activations"
         )
-        return quantized_artifact(ctx, f"int8-dynamic-{isa['preset']}", write)
+        return quantized_artifact(ctx, f"int8-dynamic-{isa['preset']}-v2", write)
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         return load_predictor(ctx, artifact)

@@ -64,6 +64,7 @@ class OrtInt4:
             excluded = list(ctx.recipe.exclude_nodes)
             if ctx.model.is_causal_lm and not ctx.recipe.quantize_lm_head:
                 excluded += lm_head_nodes(source)
+            excluded += [f"{name}_MatMul" for name in excluded]  # the same node, once a Gemm is rewritten
             level = ctx.recipe.accuracy_level
             graph = onnx.load(str(source))
             if "Gemm" not in ctx.recipe.exclude_ops and gemm_as_matmul(graph):
@@ -91,7 +92,7 @@ class OrtInt4:
                 )
             save_graph(quantizer.model.model, target)
 
-        return quantized_artifact(ctx, "int4-weight-only", write)
+        return quantized_artifact(ctx, "int4-weight-only-v2", write)
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
         return load_predictor(ctx, artifact)

@@ -16,10 +16,11 @@ from studio.backends.onnx_graphs import index_path_nodes, load_predictor, op_typ
 from studio.core.errors import StudioError
 from studio.core.inputs import encode
 
-# What gains from INT8 in a transformer (ONNX Runtime's guidance: the matrix products). Quantizing
-# every op the QDQ quantizer knows also reaches masks and relative-position index arithmetic (DeBERTa's
-# buckets, ModernBERT's local window) and loses accuracy there for no speed.
-STATIC_OPS = ("MatMul", "Gemm")
+# What gains from INT8 in a transformer (ONNX Runtime's guidance: the matrix products), and Gather for
+# the embedding tables (its data input only: indices are never quantized). Quantizing every op the QDQ
+# quantizer knows also reaches masks and relative-position index arithmetic (DeBERTa's buckets,
+# ModernBERT's local window) and loses accuracy there for no speed.
+STATIC_OPS = ("MatMul", "Gemm", "Gather")
 
 
 class _CalibrationReader:
@@ -76,7 +77,7 @@ def _entropy_ranges(prepared: Path, ops: list[str], reader: _CalibrationReader, 
     return ranges
 
 
-def _pre_process(source: Path, target: Path) -> None:
+def pre_process(source: Path, target: Path) -> None:
     """Shape-infer the graph so the calibrator sees every float activation.
 
     Symbolic inference (with auto_merge) types the outputs of fused com.microsoft ops; without it the
@@ -114,7 +115,7 @@ class OrtStaticInt8:
             with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
                 prepared = Path(scratch) / "prepared.onnx"
                 ctx.report("pre-process", 0, 1)
-                _pre_process(source, prepared)
+                pre_process(source, prepared)
                 inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
                 reader = _CalibrationReader(
                     ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs

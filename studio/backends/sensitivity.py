@@ -32,6 +32,7 @@ from studio.core.types import Precision
 
 SUPPORTED = ("ort-int8-static", "ort-int8-dynamic", "ort-int4")
 PRODUCTS = ("MatMul", "Gemm")
+SQNR_SAMPLE = 8  # inputs for the SQNR pass, which keeps every activation of both graphs in memory
 _LAYER = re.compile(r"layers?[./_](\d+)")
 
 Report = Callable[[str, int, int], None]
@@ -46,7 +47,8 @@ class Sensitivity:
     nodes: list[str]
     kl_when_quantized_alone: float
     agreement_when_kept_float: float
-    sqnr_db: float | None = None
+    sqnr_db: float | None = None  # the activation the node reads, fully quantized graph vs float (static)
+    weight_sqnr_db: float | None = None  # its weight, dequantized vs float (static)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class Sensitivity:
             "kl_when_quantized_alone": self.kl_when_quantized_alone,
             "agreement_when_kept_float": self.agreement_when_kept_float,
             "sqnr_db": self.sqnr_db,
+            "weight_sqnr_db": self.weight_sqnr_db,
         }
 
 
@@ -155,14 +158,23 @@ def analyse(
         return fid.kl or 0.0, fid.top1_agreement or 0.0, artifact
 
     kl_all, agreement_all, full = measure([])
-    sqnr = _sqnr(float_graph, full.path, model, sample, recipe) if recipe.backend == "ort-int8-static" else {}
+    static = recipe.backend == "ort-int8-static"
+    activation_sqnr, weight_sqnr = (
+        _sqnr(float_graph, full.path, model, sample, recipe) if static else ({}, {})
+    )
+
+    def lowest(values: dict[str, float], members: list[str]) -> float | None:
+        found = [values[m] for m in members if m in values]
+        return min(found) if found else None
 
     def entry(name: str, op_type: str, members: list[str]) -> Sensitivity:
         others = [n for n in names if n not in members]
         kl_alone, _, _ = measure(others)
         _, agreement_float, _ = measure(members)
-        values = [sqnr[m] for m in members if m in sqnr]
-        return Sensitivity(name, op_type, members, kl_alone, agreement_float, min(values) if values else None)
+        return Sensitivity(
+            name, op_type, members, kl_alone, agreement_float,
+            lowest(activation_sqnr, members), lowest(weight_sqnr, members),
+        )  # fmt: skip
 
     layers = [entry(name, op, [name]) for name, op in nodes]
     grouped: dict[str, list[str]] = {}
@@ -180,25 +192,27 @@ def analyse(
 
 def _sqnr(
     float_graph: Path, quantized: Path | None, model: Model, sample: TextSet, recipe: Recipe
-) -> dict[str, float]:
-    """SQNR (dB) of each matrix product's output in the fully quantized QDQ graph against the float
-    graph, with ONNX Runtime's qdq_loss_debug; keyed by node name."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """SQNR (dB) of the activation each matrix product reads in the fully quantized QDQ graph against
+    the float graph, with ONNX Runtime's qdq_loss_debug; keyed by node name."""
     import tempfile
 
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
+        compute_weight_error,
         create_activation_matching,
+        create_weight_matching,
         modify_model_output_intermediate_tensors,
     )
 
     from studio.core.inputs import encode, pick
 
     if quantized is None:
-        return {}
-    names = [n for n in model.info.input_names]
-    rows = list(range(len(sample)))
+        return {}, {}
+    names = list(model.info.input_names)
+    rows = list(range(min(SQNR_SAMPLE, len(sample))))
 
     class Reader:
         def __init__(self) -> None:
@@ -215,21 +229,31 @@ def _sqnr(
         def __iter__(self) -> Any:
             return iter(self.get_next, None)
 
+    from studio.backends.ort_static_int8 import pre_process
+
     with tempfile.TemporaryDirectory() as scratch:
         float_aug, quant_aug = Path(scratch) / "float.onnx", Path(scratch) / "quant.onnx"
-        modify_model_output_intermediate_tensors(str(float_graph), str(float_aug), list(PRODUCTS))
-        modify_model_output_intermediate_tensors(str(quantized), str(quant_aug), list(PRODUCTS))
+        typed = Path(scratch) / "typed.onnx"  # shape-inferred, as the quantizer saw it: tensors have types
+        pre_process(float_graph, typed)
+        # every float tensor of both graphs (the QDQ pairs are what gets matched), on a few inputs only
+        modify_model_output_intermediate_tensors(str(typed), str(float_aug))
+        modify_model_output_intermediate_tensors(str(quantized), str(quant_aug))
         float_inputs = {i.name for i in onnx.load(str(float_aug), load_external_data=False).graph.input}
         names = [n for n in names if n in float_inputs]
         matching = create_activation_matching(
             collect_activations(str(quant_aug), Reader()), collect_activations(str(float_aug), Reader())
         )
         errors = compute_activation_error(matching)
+        weight_errors = compute_weight_error(create_weight_matching(str(typed), str(quantized)))
     graph = onnx.load(str(float_graph), load_external_data=False).graph
-    out: dict[str, float] = {}
+    activations: dict[str, float] = {}
+    weights: dict[str, float] = {}
     for node in graph.node:
-        if node.op_type in PRODUCTS and node.output and node.output[0] in errors:
-            value = errors[node.output[0]].get("xmodel_err")
-            if value is not None and np.isfinite(value):
-                out[node.name] = float(value)
-    return out
+        if node.op_type not in PRODUCTS or len(node.input) < 2:
+            continue
+        value = errors.get(node.input[0], {}).get("xmodel_err")
+        if value is not None and np.isfinite(value):
+            activations[node.name] = float(value)
+        if node.input[1] in weight_errors and np.isfinite(weight_errors[node.input[1]]):
+            weights[node.name] = float(weight_errors[node.input[1]])
+    return activations, weights

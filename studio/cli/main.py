@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.cli.export import add_commands as add_export_commands
     from studio.cli.history import cmd_cache, cmd_history, cmd_report, cmd_show
     from studio.cli.run import cmd_rerun, cmd_run
+    from studio.cli.sensitivity import add_sensitivity_command
 
     parser = argparse.ArgumentParser(
         prog="qstudio", description="Quantize a model with several recipes and compare them against FP32."
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", metavar="PNG", help="save the window once the model is open, then quit")
 
     add_export_commands(commands)
+    add_sensitivity_command(commands)
 
     cache = commands.add_parser("cache", help="list or clear the quantized-artifact cache")
     cache.add_argument("action", choices=("list", "clear"), nargs="?", default="list")

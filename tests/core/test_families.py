@@ -67,7 +67,7 @@ def test_family_through_every_cpu_recipe(
         assert any("torch.onnx" in note for note in run.results[2].notes), run.results[2].notes
 
 
-def test_static_int8_quantizes_only_the_matrix_products(tiny_eval: Path, tmp_path: Path) -> None:
+def test_static_int8_quantizes_only_the_matrix_products_and_embeddings(tiny_eval: Path, tmp_path: Path) -> None:
     """DeBERTa's relative-position buckets are float arithmetic on indices: quantizing it moved the
     buckets and cost 19 points of agreement before static INT8 kept to MatMul/Gemm."""
     from studio.backends.ort_static_int8 import OrtStaticInt8
@@ -84,7 +84,7 @@ def test_static_int8_quantizes_only_the_matrix_products(tiny_eval: Path, tmp_pat
         for name in node.input:
             readers.setdefault(name, set()).add(node.op_type)
     producer = {out: node for node in graph.node for out in node.output}
-    products = {"MatMul", "Gemm"}
+    products = {"MatMul", "Gemm", "Gather"}  # Gather: the embedding tables
     dequantized = [node for node in graph.node if node.op_type == "DequantizeLinear"]
     assert dequantized
     for node in dequantized:  # each quantized tensor is read by a matrix product, or is one's output
@@ -93,6 +93,10 @@ def test_static_int8_quantizes_only_the_matrix_products(tiny_eval: Path, tmp_pat
         assert readers.get(node.output[0], set()) & products or (source is not None and source.op_type in products), (
             node.name
         )
+    outputs = {node.output[0] for node in dequantized}
+    for node in graph.node:  # and never an index
+        if node.op_type.startswith("Gather"):
+            assert not set(node.input[1:]) & outputs, node.name
 
 
 def test_index_paths_are_found_and_shapes_end_the_walk() -> None:

@@ -1,0 +1,95 @@
+"""Per-layer sensitivity finds a layer made fragile on purpose, and keeping it in float recovers agreement."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from studio.backends.sensitivity import analyse, layer_of
+from studio.core.cache import ArtifactCache
+from studio.core.dataset import load_texts
+from studio.core.errors import StudioError
+from studio.core.model import open_model
+from studio.core.recipe import resolve_recipe
+from tests.core.test_cli import qstudio
+from tests.fakes.tiny import build_tiny
+
+FRAGILE = "/classifier/Gemm"
+
+
+@pytest.fixture(scope="module")
+def fragile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny classifier with one outlier input feature in its classification head: the float model
+    barely changes (the pooler's feature is scaled down by as much), but a per-channel INT8 or INT4 grid
+    sized for the outlier rounds the head's other weights to zero."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    folder = build_tiny(tmp_path_factory.mktemp("fragile"))
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    with torch.no_grad():
+        model.classifier.weight[:, 0] *= 1000.0
+        model.bert.pooler.dense.weight[0, :] /= 1000.0
+        model.bert.pooler.dense.bias[0] /= 1000.0
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("recipe", ["ort-int8-static-minmax", "ort-int8-dynamic", "ort-int4-weight-only"])
+def test_the_fragile_layer_ranks_first(
+    recipe: str, fragile: Path, tiny_eval: Path, tiny_calibration: Path, tmp_path: Path
+) -> None:
+    report = analyse(
+        open_model(str(fragile)),
+        resolve_recipe(recipe),
+        load_texts(tiny_eval),
+        load_texts(tiny_calibration, label_column=None),
+        ArtifactCache(tmp_path),
+        "int4" if "int4" in recipe else "int8",
+    )
+    worst = report.layers[0]
+    assert worst.name == FRAGILE, [(e.name, e.kl_when_quantized_alone) for e in report.layers]
+    assert report.agreement_all_quantized < 0.6  # the whole recipe is broken by that one node ...
+    assert worst.agreement_when_kept_float >= 0.95  # ... and keeping it in float repairs it
+    assert worst.kl_when_quantized_alone > 10 * max(e.kl_when_quantized_alone for e in report.layers[1:])
+    assert {g.name for g in report.groups} == {"layer 0", "layer 1", "other"}
+    assert report.groups[0].name == "other"  # the head is no transformer layer
+    if recipe == "ort-int8-static-minmax":  # activation and weight SQNR from qdq_loss_debug
+        assert all(e.sqnr_db is not None and e.weight_sqnr_db is not None for e in report.layers)
+
+
+def test_layer_names() -> None:
+    assert layer_of("/bert/encoder/layer.11/output/dense/MatMul") == "layer 11"
+    assert layer_of("/model/layers.3/mlp/down_proj/MatMul") == "layer 3"
+    assert layer_of("/classifier/Gemm") == "other"
+
+
+def test_only_ort_quantization_recipes(fragile: Path, tiny_eval: Path, tmp_path: Path) -> None:
+    with pytest.raises(StudioError, match="sensitivity covers"):
+        analyse(open_model(str(fragile)), resolve_recipe("ort-fp16"), load_texts(tiny_eval),
+                load_texts(tiny_eval), ArtifactCache(tmp_path), "fp16")  # fmt: skip
+
+
+def test_cli_ranks_writes_and_keeps_the_worst_in_float(
+    fragile: Path, tiny_eval: Path, tiny_calibration: Path, tmp_path: Path
+) -> None:
+    out, table, recipe_file = tmp_path / "s.json", tmp_path / "s.csv", tmp_path / "kept.toml"
+    result = qstudio(
+        "sensitivity", "--model", str(fragile), "--recipe", "ort-int8-static-minmax", "--eval", str(tiny_eval),
+        "--calibration", str(tiny_calibration), "--json", str(out), "--csv", str(table), "--keep-float", "1",
+        "--recipe-out", str(recipe_file), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    first = payload["layers"][0]
+    assert set(first) >= {"name", "op_type", "kl_when_quantized_alone", "agreement_when_kept_float", "sqnr_db"}
+    assert first["name"] == FRAGILE and first["op_type"] == "Gemm"
+    assert table.read_text().splitlines()[1].startswith(f"1,{FRAGILE},Gemm,")
+    kept = tomllib.loads(recipe_file.read_text())
+    assert kept["exclude_nodes"] == [FRAGILE] and kept["name"] == "ort-int8-static-minmax-keep1-float"
+    # the before/after run, side by side in one table
+    assert "ort-int8-static-minmax-keep1-float" in result.stdout
+    assert "top-1 agrees with FP32 on only" in result.stdout  # the original is flagged, the kept one is not
