@@ -325,7 +325,7 @@ def markdown(
             f"- Static INT8 on the unfused graph: agreement {t['top1_agreement']:.1%}, "
             + ("flagged by the agreement guard" if t["flagged"] else "not flagged")
             + " (24.7% while static INT8 quantized every op and so the additive attention mask; it quantizes"
-            " MatMul/Gemm only since 2026-12-03). The built-in static recipes fuse the graph first."
+            " MatMul/Gemm/Gather only since 2026-12-03). The built-in static recipes fuse the graph first."
         )
     return "\n".join(lines)
 

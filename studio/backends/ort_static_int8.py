@@ -51,30 +51,63 @@ class _CalibrationReader:
 
 
 ENTROPY_BINS = 2048  # histogram bins for entropy calibration (TensorRT's convention: 2048 into 128)
+RANGES_FILE = "ranges.json"
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}  # onnxruntime's names
 
 
-def _entropy_ranges(prepared: Path, ops: list[str], reader: _CalibrationReader, scratch: Path) -> Path:
-    """Entropy-calibrated activation ranges, written where quantize_static reads a calibration cache.
+def calibrated_ranges(ctx: BuildContext, source: Path, ops: list[str], method_name: str) -> Path:
+    """Activation ranges of `source` (cached): the same texts, method and graph give the same ranges
+    whatever nodes a recipe then leaves in float, so variants (exclude_nodes, sensitivity, a search)
+    calibrate once.
 
-    quantize_static does not pass a bin count to the calibrator, and its entropy calibrator then
-    histograms into 128 bins to choose among 128 quantized bins: a single candidate, the full range,
-    so "entropy" gave minmax's ranges byte for byte. Calibrating here with 2048 bins gives the KL search
-    room to clip outliers."""
+    The entropy calibrator gets 2048 histogram bins: quantize_static passes no bin count, and with its
+    default of 128 bins into 128 quantized bins the KL search has one candidate, the full range, so
+    "entropy" gave minmax's ranges byte for byte."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
 
-    calibrator = create_calibrator(
-        prepared,
-        ops,
-        augmented_model_path=str(scratch / "augmented.onnx"),
-        calibrate_method=CalibrationMethod.Entropy,
-        providers=["CPUExecutionProvider"],
-        extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": 128},
+    method = getattr(CalibrationMethod, METHODS[method_name])
+    assert ctx.recipe.calibration is not None
+    samples = ctx.recipe.calibration.samples
+    texts, pairs = ctx.calibration_sample(samples)
+
+    def build(folder: Path) -> None:
+        import onnx
+
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            prepared = Path(scratch) / "prepared.onnx"
+            ctx.report("pre-process", 0, 1)
+            pre_process(source, prepared)
+            inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
+            reader = _CalibrationReader(
+                ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs
+            )
+            options = (
+                {"num_bins": ENTROPY_BINS, "num_quantized_bins": 128}
+                if method == CalibrationMethod.Entropy
+                else {}
+            )
+            calibrator = create_calibrator(
+                prepared,
+                ops,
+                augmented_model_path=str(Path(scratch) / "augmented.onnx"),
+                calibrate_method=method,
+                providers=["CPUExecutionProvider"],
+                extra_options=options,
+            )
+            calibrator.collect_data(reader)
+            save_tensors_data(calibrator.compute_data(), folder / RANGES_FILE)
+
+    key = ctx.cache.key(
+        model=ctx.model.info.content_hash,
+        step="calibrate",
+        source=source.parent.name,
+        method=method_name,
+        ops=ops,
+        seq_len=ctx.recipe.seq_len,
+        texts=ctx.calibration_digest(samples),
     )
-    calibrator.collect_data(reader)
-    ranges = scratch / "entropy-ranges.json"
-    save_tensors_data(calibrator.compute_data(), ranges)
-    reader.rewind()
-    return ranges
+    folder, _ = ctx.cache.get_or_build(key, build, step="calibrate", model=ctx.model.info.name)
+    return folder / RANGES_FILE
 
 
 def pre_process(source: Path, target: Path) -> None:
@@ -96,8 +129,7 @@ class OrtStaticInt8:
     def prepare(self, ctx: BuildContext) -> Artifact:
         calibration = ctx.recipe.calibration
         assert calibration is not None  # the recipe validator guarantees it
-        texts, pairs = ctx.calibration_sample(calibration.samples)
-        if not texts:
+        if not ctx.calibration_sample(calibration.samples)[0]:
             raise StudioError(
                 "static INT8 needs calibration texts and none were given",
                 "pass --calibration FILE or an --eval file",
@@ -107,19 +139,9 @@ class OrtStaticInt8:
             import onnx
             from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-            method = {
-                "minmax": CalibrationMethod.MinMax,
-                "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile,
-            }[calibration.method]
             with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
                 prepared = Path(scratch) / "prepared.onnx"
-                ctx.report("pre-process", 0, 1)
                 pre_process(source, prepared)
-                inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
-                reader = _CalibrationReader(
-                    ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs
-                )
                 present = op_types(prepared)
                 ops = [op for op in STATIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
                 index_nodes = index_path_nodes(prepared, ops)
@@ -128,27 +150,7 @@ class OrtStaticInt8:
                         f"{len(index_nodes)} {'/'.join(ops)} nodes compute indices or positions: left in float"
                     )
                 try:
-                    ranges = (
-                        _entropy_ranges(prepared, ops, reader, Path(scratch))
-                        if method == CalibrationMethod.Entropy
-                        else None
-                    )
-                    quantize_static(
-                        prepared,
-                        target,
-                        reader,
-                        quant_format=QuantFormat.QDQ,
-                        per_channel=ctx.recipe.per_channel,
-                        activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8,
-                        calibrate_method=method,
-                        op_types_to_quantize=ops,
-                        nodes_to_exclude=list(dict.fromkeys([*ctx.recipe.exclude_nodes, *index_nodes]))
-                        or None,
-                        calibration_providers=["CPUExecutionProvider"],
-                        calibration_cache_path=ranges,
-                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                    )
+                    ranges = calibrated_ranges(ctx, source, ops, calibration.method)
                 except ValueError as error:
                     if "Too many bins" not in str(error):
                         raise
@@ -157,9 +159,25 @@ class OrtStaticInt8:
                         "them spans too wide a range, e.g. a mask of float32's minimum)",
                         "use the minmax calibration method",
                     ) from None
+                ctx.report("quantize (static INT8, QDQ)", 0, 1)
+                quantize_static(
+                    prepared,
+                    target,
+                    None,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=ctx.recipe.per_channel,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, METHODS[calibration.method]),
+                    op_types_to_quantize=ops,
+                    nodes_to_exclude=list(dict.fromkeys([*ctx.recipe.exclude_nodes, *index_nodes])) or None,
+                    calibration_providers=["CPUExecutionProvider"],
+                    calibration_cache_path=ranges,
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
 
         return quantized_artifact(
-            ctx, f"int8-static-matmul-bins-{ctx.calibration_digest(calibration.samples)}", write
+            ctx, f"int8-static-ranges-{ctx.calibration_digest(calibration.samples)}", write
         )
 
     def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.tiny import LABELS, _vocab, tiny_texts
+from tests.fakes.tiny import LABELS, _vocab, tiny_texts, train_classifier, wordpiece_tokenizer
 
 COMMON: dict[str, Any] = {
     "hidden_size": 32,
@@ -64,12 +64,9 @@ def build_family(family: str, folder: Path, train_steps: int = 60) -> Path:
     """Save a tiny `family` classifier over the intent labels, with the shared tokenizer, into `folder`."""
     import torch
     import transformers
-    from transformers import AutoModelForSequenceClassification, BertTokenizerFast
+    from transformers import AutoModelForSequenceClassification
 
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(_vocab()) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer = wordpiece_tokenizer(folder, _vocab())
     if family in ("roberta", "xlm-roberta", "distilbert", "mpnet", "modernbert", "deberta-v2"):
         tokenizer.model_input_names = ["input_ids", "attention_mask"]  # families without token types
     tokenizer.save_pretrained(folder)
@@ -84,13 +81,6 @@ def build_family(family: str, folder: Path, train_steps: int = 60) -> Path:
     model = AutoModelForSequenceClassification.from_config(config)
     rows = tiny_texts(96, seed=1)
     batch = tokenizer([t for t, _ in rows], padding=True, return_tensors="pt")
-    target = torch.tensor([LABELS.index(label) for _, label in rows])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(train_steps):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(**batch).logits, target)
-        loss.backward()
-        optimiser.step()
-    model.eval().save_pretrained(folder)
+    train_classifier(model, batch, torch.tensor([LABELS.index(label) for _, label in rows]), train_steps)
+    model.save_pretrained(folder)
     return folder

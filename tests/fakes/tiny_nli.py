@@ -11,6 +11,8 @@ import csv
 import random
 from pathlib import Path
 
+from tests.fakes.tiny import tiny_bert_config, train_classifier, wordpiece_tokenizer
+
 LABELS = ["entailment", "neutral", "contradiction"]
 COLOURS = ["red", "blue", "green"]
 THINGS = ["car", "house", "door", "kite", "boat", "shirt"]
@@ -51,35 +53,15 @@ def _vocab() -> list[str]:
 def build_tiny_nli(folder: Path, train_steps: int = 80) -> Path:
     """Save a tiny BERT pair classifier (2 layers, hidden 32, token types) with its tokenizer."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertForSequenceClassification
 
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(_vocab()) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer = wordpiece_tokenizer(folder, _vocab())
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(_vocab()),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-    )
+    config = tiny_bert_config(len(_vocab()), LABELS)
     model = BertForSequenceClassification(config)
     rows = nli_rows(192, seed=1)
     batch = tokenizer([p for p, _, _ in rows], [h for _, h, _ in rows], padding=True, return_tensors="pt")
-    target = torch.tensor([LABELS.index(label) for _, _, label in rows])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(train_steps):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(**batch).logits, target)
-        loss.backward()
-        optimiser.step()
-    model.eval().save_pretrained(folder)
+    train_classifier(model, batch, torch.tensor([LABELS.index(label) for _, _, label in rows]), train_steps)
+    model.save_pretrained(folder)
     return folder
