@@ -20,15 +20,14 @@ from tests.fakes.tiny import build_tiny
 FRAGILE = "/classifier/Gemm"
 
 
-@pytest.fixture(scope="module")
-def fragile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_fragile(folder: Path) -> Path:
     """The tiny classifier with one outlier input feature in its classification head: the float model
     barely changes (the pooler's feature is scaled down by as much), but a per-channel INT8 or INT4 grid
     sized for the outlier rounds the head's other weights to zero."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    folder = build_tiny(tmp_path_factory.mktemp("fragile"))
+    build_tiny(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     with torch.no_grad():
         model.classifier.weight[:, 0] *= 1000.0
@@ -36,6 +35,11 @@ def fragile(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.bert.pooler.dense.bias[0] /= 1000.0
     model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def fragile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_fragile(tmp_path_factory.mktemp("fragile"))
 
 
 @pytest.mark.parametrize("recipe", ["ort-int8-static-minmax", "ort-int8-dynamic", "ort-int4-weight-only"])

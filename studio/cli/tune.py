@@ -1,0 +1,301 @@
+"""`qstudio tune`: search the recipes this machine can run for the fastest one that meets an accuracy goal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from studio.cli.run import EXIT_CANCELLED, EXIT_OK, load_data
+from studio.core.events import Event
+from studio.core.measure import TimingPlan
+from studio.core.model import DEMOS
+from studio.core.settings import RunSettings
+
+REQUEST_FILE = "request.json"
+
+
+def add_tune_command(commands: Any) -> None:
+    command = commands.add_parser("tune", help="find the fastest recipe that keeps an accuracy goal")
+    command.add_argument("--model", default="demo", help="'demo' (default), 'demo-llm', a folder or a file")
+    command.add_argument("--eval", metavar="FILE")
+    command.add_argument("--text-column", default="text")
+    command.add_argument("--pair-column", metavar="NAME")
+    command.add_argument("--label-column", default="label")
+    command.add_argument("--calibration", metavar="FILE")
+    command.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+    command.add_argument(
+        "--max-accuracy-drop", type=float, default=1.0, help="accuracy points below FP32 (1)"
+    )
+    command.add_argument(
+        "--min-agreement", type=float, help="top-1 agreement with FP32 (0.98; causal LMs: same top-1, 0.90)"
+    )
+    command.add_argument(
+        "--max-perplexity-rise", type=float, default=0.10, help="causal LMs: relative (0.10)"
+    )
+    command.add_argument(
+        "--objective", choices=("latency", "throughput", "size", "memory"), default="latency"
+    )
+    command.add_argument(
+        "--recipe",
+        action="append",
+        metavar="NAME|FILE",
+        help="search only these recipes (and their variants)",
+    )
+    command.add_argument("--budget", metavar="TIME", help="wall-clock budget, e.g. 15m, 90s, 1h")
+    command.add_argument("--max-trials", type=int, help="stop after this many trials")
+    command.add_argument("--out", metavar="DIR", help="where tune.json, best.toml and request.json go")
+    command.add_argument("--resume", metavar="DIR", help="continue a stopped or killed tune in DIR")
+    command.add_argument("--json", metavar="FILE", help="also write the state to FILE after every trial")
+    command.add_argument("--warmup", type=int, default=5)
+    command.add_argument("--iterations", type=int, default=20)
+    command.add_argument("--seconds", type=float, default=2.0)
+    command.add_argument("--quiet", action="store_true")
+    command.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from studio.core.engine import RunEngine, default_store
+    from studio.core.errors import StudioError
+    from studio.core.hardware import probe
+    from studio.core.model import open_model
+    from studio.core.paths import data_dir
+    from studio.core.recipe import parse_recipe, resolve_recipe
+    from studio.core.tune import TuneGoal, TuneState, parse_budget, plan_trials
+
+    err = Console(stderr=True, highlight=False)
+    budget = parse_budget(args.budget)
+    if args.resume:
+        folder = Path(args.resume)
+        state = TuneState.load(folder)
+        request = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8"))
+        model = open_model(request["model"])
+        err.print(f"resuming: {len(state.trials)} of {len(state.planned)} trials done")
+    else:
+        model = open_model(args.model)
+        folder = Path(args.out) if args.out else data_dir() / "tunes" / time.strftime("%Y%m%d-%H%M%S")
+        if (folder / "tune.json").exists():
+            raise StudioError(
+                f"{folder} holds a tune already", f"resume it with --resume {folder}, or pick --out"
+            )
+        request = _request(args, model)
+        language = model.info.task == "text-generation"
+        goal = TuneGoal(
+            max_accuracy_drop=args.max_accuracy_drop,
+            min_agreement=args.min_agreement
+            if args.min_agreement is not None
+            else (0.90 if language else 0.98),
+            max_perplexity_rise=args.max_perplexity_rise,
+            objective=args.objective,
+        )
+        only = [resolve_recipe(ref) for ref in args.recipe] if args.recipe else None
+        trials = plan_trials(model.info, probe(), only)
+        if not trials:
+            raise StudioError("no recipe for this model can run on this machine", "see `qstudio recipes`")
+        request["tune_trials"] = [r.to_toml() for r in trials]
+        state = TuneState(goal=goal, model=model.info.name, planned=[r.name for r in trials])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+        state.save(folder)
+    planned = [parse_recipe(tomllib.loads(text), "tune") for text in request["tune_trials"]]
+    remaining = [r for r in planned if r.name not in state.done()]
+    if args.max_trials is not None:
+        remaining = remaining[: max(0, args.max_trials - len(state.trials))]
+    data, calibration = load_data(request, err)
+    settings = RunSettings.model_validate(request["settings"])
+    engine = RunEngine(store=default_store())
+    started = time.monotonic()
+    err.print(f"tune: {len(remaining)} trials to run, state in {folder / 'tune.json'}")
+
+    def listen(event: Event) -> None:
+        if event.kind != "result" or not event.data:
+            return
+        if engine.run_id is not None and engine.run_id not in state.run_ids:
+            state.run_ids.append(engine.run_id)
+        _record(state, event.data, folder, args.json, engine.run_id)
+        best = state.best
+        left = (
+            "" if budget is None else f", {max(0.0, budget - (time.monotonic() - started)) / 60:.1f} min left"
+        )
+        err.print(
+            f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1])}"
+            f"; best so far {best.name if best else '-'}{left}"
+            if event.data.get("reference") is not True
+            else f"reference {event.recipe} measured"
+        )
+        if budget is not None and time.monotonic() - started > budget:
+            state.stopped_by = "budget"
+            engine.cancel()
+        elif falling_back and state.trials and state.trials[-1].meets_goal:
+            engine.cancel()  # fallback steps stop at the first that holds the goal: fewer float nodes win
+
+    def run_trials(recipes: list[Any]) -> bool:
+        """One recorded engine run over `recipes` (the reference first); True when the user cancelled."""
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                recorded = {
+                    **request,
+                    "recipes": [r.to_toml() for r in recipes],
+                }  # what `qstudio rerun` reads
+                engine.run(request["model"], recipes, data, calibration, settings, listen, request=recorded)
+            except BaseException as error:  # handed to the main thread
+                failure.append(error)
+
+        thread = threading.Thread(target=work, name="qstudio-tune")
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.2)
+        except KeyboardInterrupt:
+            state.stopped_by = "cancelled"
+            engine.cancel()
+            thread.join()
+            return True
+        if failure:
+            raise failure[0]
+        return False
+
+    falling_back = any("-keep" in r.name for r in remaining)
+    stopped = run_trials(remaining) if remaining else False
+    capped = args.max_trials is not None and len(state.trials) >= args.max_trials
+    if (
+        not stopped
+        and not state.stopped_by
+        and not capped
+        and (state.best is None or not state.best.meets_goal)
+    ):
+        fallback = _fallback_trials(state, model, data, calibration, err)
+        if fallback:
+            request["tune_trials"] += [r.to_toml() for r in fallback]
+            (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+            state.planned += [r.name for r in fallback]
+            state.save(folder)
+            falling_back = True
+            stopped = run_trials(fallback)
+    if falling_back and state.best is not None and state.best.meets_goal:  # the steps after it are moot
+        state.planned = [n for n in state.planned if n in state.done() or "-keep" not in n]
+    state.stopped_by = state.stopped_by or ("max-trials" if len(state.trials) < len(state.planned) else "")
+    state.finished = not state.stopped_by
+    state.save(folder)
+    if args.json:
+        Path(args.json).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")
+    _summary(state, folder)
+    return EXIT_CANCELLED if stopped else EXIT_OK
+
+
+def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: Console) -> list[Any]:
+    """When no trial meets the goal: the closest INT8/INT4 trial with its most sensitive nodes kept in
+    float (1, 2, 4 and 8 of them, ranked by `qstudio sensitivity`'s analysis on 64 inputs)."""
+    from studio.backends.sensitivity import SUPPORTED, analyse
+    from studio.core.cache import ArtifactCache
+    from studio.core.capability import assess
+    from studio.core.hardware import probe
+    from studio.core.paths import cache_dir
+    from studio.core.recipe import parse_recipe
+
+    closest = state.best
+    if closest is None or model.info.task != "text-classification":
+        return []
+    recipe = parse_recipe(tomllib.loads(closest.recipe_toml), closest.name)
+    if recipe.backend not in SUPPORTED or "-keep" in recipe.name:
+        return []
+    err.print(
+        f"no trial meets the goal: ranking the layers of {recipe.name} to keep the most sensitive in float"
+    )
+    sample = data.subset(list(range(min(64, len(data)))), data.source)
+    precision = assess(recipe, probe(), model.info).precision
+    ranking = analyse(model, recipe, sample, calibration, ArtifactCache(cache_dir() / "artifacts"), precision)
+    variants = []
+    for count in (1, 2, 4, 8):
+        if count > len(ranking.layers):
+            break
+        variants.append(
+            recipe.model_copy(
+                update={
+                    "name": f"{recipe.name}-keep{count}-float",
+                    "description": f"{recipe.title}, the {count} most sensitive nodes kept in float",
+                    "exclude_nodes": tuple(
+                        dict.fromkeys([*recipe.exclude_nodes, *ranking.worst_nodes(count)])
+                    ),
+                }
+            )
+        )
+    return [v for v in variants if v.name not in state.done()]
+
+
+def _record(
+    state: Any, data: dict[str, Any], folder: Path, json_file: str | None, run_id: int | None
+) -> None:
+    from studio.core.results import RecipeResult
+    from studio.core.tune import judge, standing
+
+    result = RecipeResult.model_validate(data)
+    if result.reference:
+        state.reference = data
+        return
+    if not state.reference:
+        return
+    reference = RecipeResult.model_validate(state.reference)
+    trial = judge(result, reference, state.goal).model_copy(update={"run_id": run_id})
+    state.trials = [t for t in state.trials if t.name != result.recipe] + [trial]
+    now = standing(state.trials)
+    state.best, state.pareto = now.best, now.pareto
+    state.save(folder)
+    if json_file:
+        Path(json_file).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def _verdict(trial: Any) -> str:
+    if trial.status != "ok":
+        return f"{trial.status} ({trial.reason[:80]})"
+    if trial.meets_goal:
+        return f"meets the goal, objective {trial.objective_value:.3g}"
+    return "misses the goal by " + ", ".join(
+        f"{v:g} {k.replace('_', ' ')}" for k, v in trial.shortfall.items()
+    )
+
+
+def _summary(state: Any, folder: Path) -> None:
+    from studio.cli.render import wide_console
+
+    console = wide_console()
+    best = state.best
+    if best is None:
+        console.print("no trial ran: nothing to recommend")
+        return
+    how = (
+        "meets the goal"
+        if best.meets_goal
+        else f"closest to the goal, {best.distance_to_goal:g} points short"
+    )
+    console.print(f"best: [bold]{best.name}[/bold] ({how}); recipe in {folder / 'best.toml'}")
+    console.print(f"Pareto front ({state.goal.objective} against agreement): {', '.join(state.pareto)}")
+    if best.run_id is not None:
+        console.print(f"export it: qstudio export {best.run_id} {best.name} --to DIR")
+
+
+def _request(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    settings = RunSettings(
+        timing=TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds)
+    )
+    return {
+        "model": model.info.ref
+        if model.info.source in DEMOS
+        else str(Path(args.model).expanduser().resolve()),
+        "task": model.info.task,
+        "eval": str(Path(args.eval).resolve()) if args.eval else None,
+        "text_column": args.text_column,
+        "pair_column": args.pair_column,
+        "label_column": args.label_column,
+        "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
+        "limit": args.limit,
+        "settings": settings.model_dump(mode="json"),
+    }

@@ -1,0 +1,256 @@
+"""The recipe search behind `qstudio tune`: which trials to try, whether a trial meets the user's goal,
+and the search's state on disk after every trial.
+
+Trials are recipes (the built-ins this machine can run for the model's kind, and knob variants of them)
+measured by the run engine like any other run, so a trial that crashes costs only itself. The state
+file is rewritten atomically after each trial: a search that is cancelled, killed or out of budget
+still leaves its best recipe (or, when nothing meets the goal, the closest one and how far it is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from studio.core.capability import assess
+from studio.core.hardware import HardwareInfo
+from studio.core.model import ModelInfo
+from studio.core.recipe import Recipe, builtin_recipes
+from studio.core.results import RecipeResult
+
+Objective = Literal["latency", "throughput", "size", "memory"]
+STATE_FILE = "tune.json"
+EPSILON = 1e-9  # a drop of exactly the allowed points (0.90 -> 0.89 is 1.0000000000000009) still passes
+BEST_FILE = "best.toml"
+
+# Fastest-likely first, as INC's `auto` orders its search: INT8 kernels, then INT4, FP16, FP32 runtimes.
+_ORDER = {("int8", "dynamic"): 0, ("int4", "weight-only"): 1, ("int8", "static"): 2, ("fp16", "none"): 3}
+
+
+class TuneGoal(BaseModel):
+    """What a trial must keep (against the FP32 reference) and what the search minimises."""
+
+    max_accuracy_drop: float = 1.0  # points of task accuracy (classifiers with labels)
+    min_agreement: float = 0.98  # top-1 agreement; for a causal LM, same top-1 over the scored tokens
+    max_perplexity_rise: float = 0.10  # causal LMs: relative
+    objective: Objective = "latency"
+
+
+class Trial(BaseModel):
+    """One measured recipe: its figures as `qstudio run` reports them, and its standing against the goal."""
+
+    name: str
+    recipe_toml: str
+    status: str
+    reason: str = ""
+    meets_goal: bool = False
+    distance_to_goal: float | None = None  # points short of the goal (0 when met); None: did not run
+    shortfall: dict[str, float] = Field(default_factory=dict)
+    objective_value: float | None = None  # smaller is better (throughput is negated)
+    run_id: int | None = None  # the recorded run it was measured in (`qstudio export RUN NAME`)
+    result: dict[str, Any] = Field(default_factory=dict)  # the RecipeResult, without its top-k
+
+    def flat(self) -> dict[str, Any]:
+        """As `--json` shows it: the run result's keys, with the trial's standing."""
+        return self.result | {
+            "recipe": self.name,
+            "recipe_toml": self.recipe_toml,
+            "status": self.status,
+            "reason": self.reason,
+            "meets_goal": self.meets_goal,
+            "distance_to_goal": self.distance_to_goal,
+            "shortfall": self.shortfall,
+            "objective_value": self.objective_value,
+            "run_id": self.run_id,
+        }
+
+
+class TuneState(BaseModel):
+    """Everything `qstudio tune --json` promises, rewritten after each trial."""
+
+    run_ids: list[int] = Field(default_factory=list)
+    goal: TuneGoal
+    model: str
+    planned: list[str]  # trial names in the order they are tried
+    trials: list[Trial] = Field(default_factory=list)
+    reference: dict[str, Any] = Field(default_factory=dict)
+    best: Trial | None = None
+    pareto: list[str] = Field(default_factory=list)
+    finished: bool = False
+    stopped_by: str = ""  # "", "budget", "max-trials", "cancelled"
+
+    @property
+    def run_id(self) -> int | None:
+        return self.run_ids[-1] if self.run_ids else None
+
+    def done(self) -> set[str]:
+        return {trial.name for trial in self.trials}
+
+    def payload(self) -> dict[str, Any]:
+        """The documented keys (run_id, goal, best, pareto, trials) and, under `state`, what resume reads."""
+        return {
+            "run_id": self.run_id,
+            "goal": self.goal.model_dump(mode="json"),
+            "best": self.best.flat() if self.best else None,
+            "pareto": self.pareto,
+            "trials": [trial.flat() for trial in self.trials],
+            "planned": self.planned,
+            "finished": self.finished,
+            "stopped_by": self.stopped_by,
+            "state": self.model_dump(mode="json"),
+        }
+
+    def save(self, folder: Path) -> None:
+        """tune.json and best.toml, each written whole or not at all (a kill -9 leaves the last good one)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / STATE_FILE, json.dumps(self.payload(), indent=1))
+        if self.best is not None:
+            _atomic_write(folder / BEST_FILE, self.best.recipe_toml)
+
+    @classmethod
+    def load(cls, folder: Path) -> TuneState:
+        from studio.core.errors import StudioError
+
+        path = folder / STATE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise StudioError(
+                f"cannot resume from {folder}: {error}", "pass the folder a tune wrote"
+            ) from None
+        return cls.model_validate(data["state"])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def plan_trials(model: ModelInfo, hardware: HardwareInfo, only: list[Recipe] | None = None) -> list[Recipe]:
+    """The search space on this machine: every built-in recipe for the model's kind (or the `only` ones)
+    that can run here (greyed ones are never tried), fastest-likely first, plus per-channel flipped for
+    the INT8 ones. The FP32 reference runs anyway and is no trial."""
+    from studio.core.compare import reference_recipe
+
+    reference = reference_recipe(model).artifact_fields()
+    trials: list[Recipe] = []
+    for recipe in only if only is not None else builtin_recipes(model.task):
+        if recipe.artifact_fields() == reference or not recipe.suits(model.task):
+            continue
+        availability = assess(recipe, hardware, model)
+        if not availability.available:
+            continue
+        trials.append(recipe)
+        if recipe.precision == "int8" and recipe.mode in ("static", "dynamic"):
+            flipped = "per-tensor" if recipe.per_channel else "per-channel"
+            trials.append(
+                recipe.model_copy(
+                    update={
+                        "name": f"{recipe.name}-{flipped}",
+                        "per_channel": not recipe.per_channel,
+                        "description": f"{recipe.title}, {flipped} weights",
+                    }
+                )
+            )
+    return sorted(trials, key=lambda r: _ORDER.get((r.precision, r.mode), 9))
+
+
+def objective_value(result: RecipeResult, objective: Objective) -> float | None:
+    """Smaller is better. A causal LM's latency is its decode time per token."""
+    if result.decode_tokens_per_s:
+        per_token = 1000.0 / result.decode_tokens_per_s
+        return {"latency": per_token, "throughput": -result.decode_tokens_per_s}.get(
+            objective, _size_or_memory(result, objective)
+        )
+    if objective == "latency":
+        return result.latency_ms.p50 if result.latency_ms else None
+    if objective == "throughput":
+        return -result.throughput if result.throughput else None
+    return _size_or_memory(result, objective)
+
+
+def _size_or_memory(result: RecipeResult, objective: str) -> float | None:
+    value = result.size_bytes if objective == "size" else result.peak_rss_bytes
+    return float(value) if value is not None else None
+
+
+def judge(result: RecipeResult, reference: RecipeResult, goal: TuneGoal) -> Trial:
+    """A result as a trial: meets the goal or not, and by how many points it falls short."""
+    shortfall: dict[str, float] = {}
+    if result.ok:
+        if result.top1_agreement is not None and result.top1_agreement < goal.min_agreement - EPSILON:
+            shortfall["agreement_points"] = round((goal.min_agreement - result.top1_agreement) * 100, 3)
+        if result.accuracy is not None and reference.accuracy is not None:
+            drop = (reference.accuracy - result.accuracy) * 100
+            if drop > goal.max_accuracy_drop + EPSILON:
+                shortfall["accuracy_points"] = round(drop - goal.max_accuracy_drop, 3)
+        if result.perplexity is not None and reference.perplexity:
+            rise = result.perplexity / reference.perplexity - 1
+            if rise > goal.max_perplexity_rise + EPSILON:
+                shortfall["perplexity_points"] = round((rise - goal.max_perplexity_rise) * 100, 3)
+    return Trial(
+        name=result.recipe,
+        recipe_toml=result.recipe_toml,
+        status=result.status,
+        reason=result.reason,
+        meets_goal=result.ok and not shortfall,
+        distance_to_goal=round(sum(shortfall.values()), 3) if result.ok else None,
+        shortfall=shortfall,
+        objective_value=objective_value(result, goal.objective) if result.ok else None,
+        result=result.model_dump(mode="json", exclude={"topk", "continuations", "continuation_tokens"}),
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    best: Trial | None
+    pareto: list[str]
+
+
+def standing(trials: list[Trial]) -> Standing:
+    """The best trial (the fastest of those meeting the goal, else the closest to it) and the Pareto front
+    of objective against agreement among the trials that ran."""
+    ran = [t for t in trials if t.status == "ok" and t.objective_value is not None]
+    passing = [t for t in ran if t.meets_goal]
+    if passing:
+        best = min(passing, key=lambda t: t.objective_value or 0.0)
+    elif ran:
+        best = min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
+    else:
+        best = None
+
+    def agreement(t: Trial) -> float:
+        return float(t.result.get("top1_agreement") or 0.0)
+
+    pareto = [
+        t.name
+        for t in ran
+        if not any(
+            (o.objective_value or 0.0) <= (t.objective_value or 0.0)
+            and agreement(o) >= agreement(t)
+            and ((o.objective_value or 0.0) < (t.objective_value or 0.0) or agreement(o) > agreement(t))
+            for o in ran
+        )
+    ]
+    return Standing(best, pareto)
+
+
+def parse_budget(text: str | None) -> float | None:
+    """'15m', '90s', '1h' or plain seconds; None for no budget."""
+    from studio.core.errors import StudioError
+
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise StudioError(f"budget '{text}' is not a duration", "write e.g. 15m, 90s or 1h") from None
