@@ -183,22 +183,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         decode_rounds=args.decode_rounds,
         prompt_limit=args.prompt_limit,
     )
-    request = {
+    request = data_request(args, model, settings) | {
+        "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
+        "recipes": [r.to_toml() for r in recipes],
+    }
+    return execute(request, recipes, args)
+
+
+def data_request(args: argparse.Namespace, model: Any, settings: RunSettings) -> dict[str, Any]:
+    """What a run's request says about its model, data and settings, from the shared data options, with
+    paths made absolute so that a rerun (or a resumed tune) reads the same files."""
+    return {
         "model": model.info.ref
         if model.info.source in DEMOS
         else str(Path(args.model).expanduser().resolve()),
         "task": model.info.task,
-        "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
-        "recipes": [r.to_toml() for r in recipes],
         "eval": str(Path(args.eval).resolve()) if args.eval else None,
         "text_column": args.text_column,
         "pair_column": args.pair_column,
         "label_column": args.label_column,
         "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
-        "limit": args.limit,
+        "limit": getattr(args, "limit", 0),
         "settings": settings.model_dump(mode="json"),
     }
-    return execute(request, recipes, args)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

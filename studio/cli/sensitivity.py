@@ -11,9 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from studio.cli.run import EXIT_OK, execute, load_data
+from studio.cli.run import EXIT_OK, data_request, execute, load_data
 from studio.core.compare import RunSettings
-from studio.core.model import DEMOS
 
 
 def add_sensitivity_command(commands: Any) -> None:
@@ -68,7 +67,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         raise StudioError(
             f"recipe {recipe.name} cannot run here: {availability.reason}", "pick another recipe"
         )
-    request = _request(args, model)
+    request = data_request(args, model, RunSettings())
     data, calibration = load_data(request, err)
     sample = data.subset(list(range(min(args.sample, len(data)))), f"{data.source} (first {args.sample})")
     progress = Progress(
@@ -121,22 +120,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     run_args = argparse.Namespace(quiet=args.quiet, json=None, samples=4)
     request["recipes"] = [r.to_toml() for r in (recipe, kept)]
     return execute(request, [recipe, kept], run_args)
-
-
-def _request(args: argparse.Namespace, model: Any) -> dict[str, Any]:
-    return {
-        "model": model.info.ref
-        if model.info.source in DEMOS
-        else str(Path(args.model).expanduser().resolve()),
-        "task": model.info.task,
-        "eval": str(Path(args.eval).resolve()) if args.eval else None,
-        "text_column": args.text_column,
-        "pair_column": args.pair_column,
-        "label_column": args.label_column,
-        "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
-        "limit": 0,
-        "settings": RunSettings().model_dump(mode="json"),
-    }
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

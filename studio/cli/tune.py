@@ -12,10 +12,9 @@ from typing import Any
 
 from rich.console import Console
 
-from studio.cli.run import EXIT_CANCELLED, EXIT_OK, load_data
+from studio.cli.run import EXIT_CANCELLED, EXIT_OK, data_request, load_data
 from studio.core.events import Event
 from studio.core.measure import TimingPlan
-from studio.core.model import DEMOS
 from studio.core.settings import RunSettings
 
 REQUEST_FILE = "request.json"
@@ -84,7 +83,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise StudioError(
                 f"{folder} holds a tune already", f"resume it with --resume {folder}, or pick --out"
             )
-        request = _request(args, model)
+        timing = TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds)
+        request = data_request(args, model, RunSettings(timing=timing))
         language = model.info.task == "text-generation"
         goal = TuneGoal(
             max_accuracy_drop=args.max_accuracy_drop,
@@ -280,22 +280,3 @@ def _summary(state: Any, folder: Path) -> None:
     console.print(f"Pareto front ({state.goal.objective} against agreement): {', '.join(state.pareto)}")
     if best.run_id is not None:
         console.print(f"export it: qstudio export {best.run_id} {best.name} --to DIR")
-
-
-def _request(args: argparse.Namespace, model: Any) -> dict[str, Any]:
-    settings = RunSettings(
-        timing=TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds)
-    )
-    return {
-        "model": model.info.ref
-        if model.info.source in DEMOS
-        else str(Path(args.model).expanduser().resolve()),
-        "task": model.info.task,
-        "eval": str(Path(args.eval).resolve()) if args.eval else None,
-        "text_column": args.text_column,
-        "pair_column": args.pair_column,
-        "label_column": args.label_column,
-        "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
-        "limit": args.limit,
-        "settings": settings.model_dump(mode="json"),
-    }

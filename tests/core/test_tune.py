@@ -121,6 +121,6 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     names = [t["recipe"] for t in payload["trials"]]
     assert names[:2] == ["ort-int8-static-minmax", "ort-int8-static-minmax-per-tensor"]
     assert not any(t["meets_goal"] for t in payload["trials"][:2])
-    assert "ort-int8-static-minmax-keep1-float" in names
+    assert names[2].startswith("ort-int8-static-minmax") and names[2].endswith("-keep1-float")  # of the closest
     best = payload["best"]
     assert best["meets_goal"] and "-keep" in best["recipe"] and FRAGILE in best["recipe_toml"]
