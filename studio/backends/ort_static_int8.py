@@ -55,8 +55,11 @@ RANGES_FILE = "ranges.json"
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}  # onnxruntime's names
 
 
-def calibrated_ranges(ctx: BuildContext, source: Path, ops: list[str], method_name: str) -> Path:
-    """Activation ranges of `source` (cached): the same texts, method and graph give the same ranges
+def calibrated_ranges(
+    ctx: BuildContext, source: Path, prepared: Path, ops: list[str], method_name: str
+) -> Path:
+    """Activation ranges of `source`, calibrated on `prepared` (its pre-processed form) and cached by
+    `source`: the same texts, method and graph give the same ranges
     whatever nodes a recipe then leaves in float, so variants (exclude_nodes, sensitivity, a search)
     calibrate once.
 
@@ -74,9 +77,6 @@ def calibrated_ranges(ctx: BuildContext, source: Path, ops: list[str], method_na
         import onnx
 
         with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            prepared = Path(scratch) / "prepared.onnx"
-            ctx.report("pre-process", 0, 1)
-            pre_process(source, prepared)
             inputs = [i.name for i in onnx.load(str(prepared), load_external_data=False).graph.input]
             reader = _CalibrationReader(
                 ctx, [n for n in ctx.model.info.input_names if n in inputs], texts, pairs
@@ -141,6 +141,7 @@ class OrtStaticInt8:
 
             with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
                 prepared = Path(scratch) / "prepared.onnx"
+                ctx.report("pre-process", 0, 1)
                 pre_process(source, prepared)
                 present = op_types(prepared)
                 ops = [op for op in STATIC_OPS if op in present and op not in ctx.recipe.exclude_ops]
@@ -150,7 +151,7 @@ class OrtStaticInt8:
                         f"{len(index_nodes)} {'/'.join(ops)} nodes compute indices or positions: left in float"
                     )
                 try:
-                    ranges = calibrated_ranges(ctx, source, ops, calibration.method)
+                    ranges = calibrated_ranges(ctx, source, prepared, ops, calibration.method)
                 except ValueError as error:
                     if "Too many bins" not in str(error):
                         raise
