@@ -77,9 +77,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.sample < 1:
         raise StudioError(f"--sample {args.sample} re-checks nothing", "pass 1 or more")
     signal.signal(signal.SIGTERM, _interrupt)
+    run_id, recipe = args.run, args.recipe
+    if recipe == "best":
+        from studio.core.tune import best_of_run
+
+        run_id, recipe = best_of_run(default_store(), run_id)
+        err.print(f"best trial of the tune: {recipe} (run {run_id})")
     evidence = export_recipe(
-        args.run,
-        args.recipe,
+        run_id,
+        recipe,
         target,
         store=default_store(),
         cache=default_cache(),
@@ -115,7 +121,9 @@ def add_commands(commands: Any) -> None:
         "export", help="write a measured recipe as a deployment folder with its evidence"
     )
     export.add_argument("run", type=int, help="run number (see `qstudio history`)")
-    export.add_argument("recipe", help="recipe name in that run")
+    export.add_argument(
+        "recipe", help="recipe name in that run; 'best': the best trial of the tune that ran it"
+    )
     export.add_argument("--to", required=True, metavar="DIR", help="folder to create (must be empty or new)")
     export.add_argument("--force", action="store_true", help="replace what DIR holds without asking")
     export.add_argument(

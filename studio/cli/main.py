@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=int, default=5)
     run.add_argument("--iterations", type=int, default=20, help="minimum timed calls per recipe")
     run.add_argument("--seconds", type=float, default=2.0, help="minimum timing seconds per recipe")
+    run.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved timing rounds after evaluation (speed-ups side by side); 0: each recipe's own timing",
+    )
     run.add_argument("--new-tokens", type=int, default=32, help="causal LMs: greedy continuation length")
     run.add_argument(
         "--decode-tokens", type=int, default=128, help="causal LMs: tokens per timed decode round"

@@ -177,7 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = RunSettings(
         agreement_threshold=args.threshold,
         top_k=args.top_k,
-        timing=TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds),
+        timing=TimingPlan(
+            warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds, rounds=args.rounds
+        ),
         new_tokens=args.new_tokens,
         decode_tokens=args.decode_tokens,
         decode_rounds=args.decode_rounds,

@@ -57,7 +57,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from studio.core.hardware import probe
     from studio.core.model import open_model
     from studio.core.paths import cache_dir
-    from studio.core.recipe import resolve_recipe
+    from studio.core.recipe import keep_in_float, resolve_recipe
 
     err = Console(stderr=True, highlight=False)
     model = open_model(args.model)
@@ -105,15 +105,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     _show(result)
     if not args.keep_float:
         return EXIT_OK
-    kept = recipe.model_copy(
-        update={
-            "name": f"{recipe.name}-keep{args.keep_float}-float",
-            "description": f"{recipe.title}, the {args.keep_float} most sensitive nodes kept in float",
-            "exclude_nodes": tuple(
-                dict.fromkeys([*recipe.exclude_nodes, *result.worst_nodes(args.keep_float)])
-            ),
-        }
-    )
+    kept = keep_in_float(recipe, result.worst_nodes(args.keep_float))
     target = Path(args.recipe_out or f"{kept.name}.toml")
     target.write_text(kept.to_toml(), encoding="utf-8")
     err.print(f"recipe written to {target}")

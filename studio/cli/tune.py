@@ -55,6 +55,7 @@ def add_tune_command(commands: Any) -> None:
     command.add_argument("--warmup", type=int, default=5)
     command.add_argument("--iterations", type=int, default=20)
     command.add_argument("--seconds", type=float, default=2.0)
+    command.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (0: none)")
     command.add_argument("--quiet", action="store_true")
     command.set_defaults(func=cmd_tune)
 
@@ -83,7 +84,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise StudioError(
                 f"{folder} holds a tune already", f"resume it with --resume {folder}, or pick --out"
             )
-        timing = TimingPlan(warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds)
+        timing = TimingPlan(
+            warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds, rounds=args.rounds
+        )
         request = data_request(args, model, RunSettings(timing=timing))
         language = model.info.task == "text-generation"
         goal = TuneGoal(
@@ -99,6 +102,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not trials:
             raise StudioError("no recipe for this model can run on this machine", "see `qstudio recipes`")
         request["tune_trials"] = [r.to_toml() for r in trials]
+        request["tune_dir"] = str(folder.resolve())  # `qstudio export RUN best` finds the tune from a run
         state = TuneState(goal=goal, model=model.info.name, planned=[r.name for r in trials])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
@@ -123,17 +127,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
         left = (
             "" if budget is None else f", {max(0.0, budget - (time.monotonic() - started)) / 60:.1f} min left"
         )
-        err.print(
-            f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1])}"
-            f"; best so far {best.name if best else '-'}{left}"
-            if event.data.get("reference") is not True
-            else f"reference {event.recipe} measured"
-        )
-        if budget is not None and time.monotonic() - started > budget:
-            state.stopped_by = "budget"
-            engine.cancel()
+        if event.data.get("reference") is True:
+            err.print(f"reference {event.recipe} measured")
+        elif event.data.get("timing_rounds"):
+            err.print(f"{event.recipe}: {_verdict(_trial(state, event.recipe))} (interleaved timing)")
+        else:
+            err.print(
+                f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1])}"
+                f"; best so far {best.name if best else '-'}{left}"
+            )
+        # The interleaved timing rounds after the last trial take about one timing per trial: reserved.
+        reserve = (len(state.trials) + 1) * (settings.timing.min_seconds + 1.0)
+        if budget is not None and time.monotonic() - started > budget - reserve:
+            state.stopped_by = state.stopped_by or "budget"
+            engine.finish_early()
         elif falling_back and state.trials and state.trials[-1].meets_goal:
-            engine.cancel()  # fallback steps stop at the first that holds the goal: fewer float nodes win
+            engine.finish_early()  # fallback steps stop at the first that holds the goal: fewer float nodes win
 
     def run_trials(recipes: list[Any]) -> bool:
         """One recorded engine run over `recipes` (the reference first); True when the user cancelled."""
@@ -199,7 +208,7 @@ def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: C
     from studio.core.capability import assess
     from studio.core.hardware import probe
     from studio.core.paths import cache_dir
-    from studio.core.recipe import parse_recipe
+    from studio.core.recipe import keep_in_float, parse_recipe
 
     closest = state.best
     if closest is None or model.info.task != "text-classification":
@@ -217,17 +226,7 @@ def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: C
     for count in (1, 2, 4, 8):
         if count > len(ranking.layers):
             break
-        variants.append(
-            recipe.model_copy(
-                update={
-                    "name": f"{recipe.name}-keep{count}-float",
-                    "description": f"{recipe.title}, the {count} most sensitive nodes kept in float",
-                    "exclude_nodes": tuple(
-                        dict.fromkeys([*recipe.exclude_nodes, *ranking.worst_nodes(count)])
-                    ),
-                }
-            )
-        )
+        variants.append(keep_in_float(recipe, ranking.worst_nodes(count)))
     return [v for v in variants if v.name not in state.done()]
 
 
@@ -251,6 +250,10 @@ def _record(
     state.save(folder)
     if json_file:
         Path(json_file).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def _trial(state: Any, name: str) -> Any:
+    return next(t for t in state.trials if t.name == name)
 
 
 def _verdict(trial: Any) -> str:
@@ -279,4 +282,4 @@ def _summary(state: Any, folder: Path) -> None:
     console.print(f"best: [bold]{best.name}[/bold] ({how}); recipe in {folder / 'best.toml'}")
     console.print(f"Pareto front ({state.goal.objective} against agreement): {', '.join(state.pareto)}")
     if best.run_id is not None:
-        console.print(f"export it: qstudio export {best.run_id} {best.name} --to DIR")
+        console.print(f"export it: qstudio export {best.run_id} best --to DIR")

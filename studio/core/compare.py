@@ -29,7 +29,7 @@ from studio.core.kinds.base import Timing
 from studio.core.measure import PeakRss
 from studio.core.model import Model, ModelInfo
 from studio.core.recipe import Recipe
-from studio.core.results import EvalInfo, RecipeResult, RunResult, slower_flags
+from studio.core.results import EvalInfo, RecipeResult, RunResult, slower_flags, timing_flags
 from studio.core.settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -314,9 +314,11 @@ def finalise(result: RecipeResult, run: RunResult, settings: RunSettings) -> Rec
     reference = run.results[0] if run.results else result
     if result.perplexity is not None and reference.perplexity is not None:
         result.perplexity_delta = result.perplexity - reference.perplexity
-    result.flags = kind_of(run.model.task).flags(
-        result, reference, settings.agreement_threshold, len(run.model.labels)
-    ) + slower_flags(result, reference, run.hardware.cpu.logical_cores)
+    result.flags = (
+        kind_of(run.model.task).flags(result, reference, settings.agreement_threshold, len(run.model.labels))
+        + slower_flags(result, reference, run.hardware.cpu.logical_cores)
+        + timing_flags(result)
+    )
     return result
 
 

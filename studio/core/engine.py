@@ -42,7 +42,7 @@ from studio.core.hardware import HardwareInfo, probe
 from studio.core.model import ModelInfo, open_model
 from studio.core.paths import cache_dir, data_dir
 from studio.core.recipe import Recipe
-from studio.core.results import RecipeResult, RunResult
+from studio.core.results import RecipeResult, RunResult, reference_flags
 from studio.core.store import RunStore
 from studio.core.worker import WorkerJob, load_topk, shape_key
 
@@ -184,12 +184,17 @@ class RunEngine:
         self.test_backends = list(test_backends)
         self.import_paths = _module_roots(self.test_backends)
         self.cancel_event = threading.Event()
+        self.finish_event = threading.Event()
         self._skipped: set[str] = set()
         self.run_id: int | None = None
 
     def cancel(self) -> None:
         """Stop the recipe in flight (within `grace` seconds) and skip the rest of the queue."""
         self.cancel_event.set()
+
+    def finish_early(self) -> None:
+        """Run no further recipe after the one in flight, but time the finished ones in rounds (a budget)."""
+        self.finish_event.set()
 
     def cancel_recipe(self, name: str) -> None:
         """Stop or skip one recipe; the rest of the queue goes on."""
@@ -343,6 +348,7 @@ class RunEngine:
         request: dict[str, Any] | None = None,
     ) -> RunResult:
         settings = settings or RunSettings()
+        self.finish_event.clear()
         model = open_model(model_ref)  # bad input fails here, before any worker starts
         check_data(data, model.info)
         label_indices(data, model.info.labels)
@@ -399,6 +405,10 @@ class RunEngine:
                         listener(Event(kind="error", recipe=recipe.name, message=message))
                         status = "failed"
                         break
+                    if self.finish_event.is_set():  # the rest of the queue is skipped, the rounds still run
+                        break
+                if status == "finished" and not self.cancel_event.is_set():
+                    self._interleave(queue_context, queue_, run)
         finally:
             gpu.close()
             if self.store is not None and self.run_id is not None:
@@ -434,6 +444,99 @@ class RunEngine:
             queue_.reference["reference_outputs"] = outcome.data.get("reference_outputs")
             queue_.reference["reference_timings"] = outcome.data.get("reference_timings", {})
         return outcome.result
+
+    # -- interleaved timing ---------------------------------------------------------------------------
+    def _interleave(self, queue_: _Queue, recipes: list[Recipe], run: RunResult) -> None:
+        """Time the reference and every measured recipe again in interleaved rounds (one worker), and
+        replace each one's speed figures with the rounds' (committed and re-emitted as results).
+
+        When the rounds fail, each recipe keeps its own worker's timing and the run says so."""
+        rounds = queue_.settings.timing.rounds
+        reference = recipes[0]
+        measured = [
+            recipe
+            for recipe, result in zip(recipes[1:], run.results[1:], strict=False)
+            if result.ok and result.latency_ms is not None
+        ]
+        if rounds < 2 or not measured or not run.results[0].ok:
+            return
+        timing = {reference.name: reference}
+        speed_of = {reference.name: reference.name}
+        for recipe in measured:
+            shaped = reference.model_copy(
+                update={"batch_size": recipe.batch_size, "seq_len": recipe.seq_len, "threads": recipe.threads}
+            )
+            key = (
+                reference.name
+                if shape_of(shaped) == shape_of(reference)
+                else f"{reference.name}@{shape_key(shape_of(shaped))}"
+            )
+            timing.setdefault(key, shaped)
+            timing[recipe.name] = recipe
+            speed_of[recipe.name] = key
+        job = WorkerJob(
+            model=queue_.model_ref,
+            recipe=reference,
+            is_reference=False,
+            data=queue_.data,
+            calibration=queue_.calibration,
+            settings=queue_.settings,
+            hardware=queue_.hardware,
+            cache_root=str(self.cache.root),
+            run_dir=queue_.run_dir,
+            memory_limit_bytes=self.memory_limit_bytes,
+            timing=timing,
+            speed_of=speed_of,
+            test_backends=self.test_backends,
+            import_paths=self.import_paths,
+        )
+        queue_.listener(Event(kind="stage", recipe=reference.name, stage="interleaved timing"))
+        outcome = self.run_worker(job, queue_.listener, queue_.gpu)
+        speeds = outcome.data.get("speeds")
+        if not outcome.result.ok or not speeds:
+            reason = outcome.result.reason or "no figures came back"
+            message = f"interleaved timing failed ({reason}): each recipe keeps its own worker's timing"
+            queue_.listener(Event(kind="warning", message=message))
+            return
+        load = outcome.data.get("load") or []
+        share = round(sum(load) / len(load), 3) if load else None
+        for position, result in enumerate(run.results):
+            if result.recipe not in speeds:
+                continue
+            speed = speeds[result.recipe]
+            retimed = RecipeResult.model_validate(
+                {
+                    **result.model_dump(),
+                    **{k: v for k, v in speed["fields"].items() if v is not None},
+                    "timing_rounds": outcome.data.get("rounds"),
+                    "latency_spread": speed["spread"],
+                    "others_cpu_share": share,
+                    "notes": [
+                        *result.notes,
+                        f"speed: median of {len(load)} interleaved rounds with the reference"
+                        + (
+                            f" (rounds differ by {speed['spread']:.0%})"
+                            if speed["spread"] is not None
+                            else ""
+                        ),
+                    ],
+                }
+            )
+            run.results[position] = retimed
+        for position, result in enumerate(run.results):
+            result = finalise(result, run, queue_.settings)
+            if position == 0:
+                result.flags += reference_flags(run.results)
+            run.results[position] = result
+            if result.recipe not in speeds:
+                continue
+            if self.store is not None and self.run_id is not None:
+                self.store.add_result(self.run_id, position, result)
+            queue_.listener(
+                Event(
+                    kind="result", recipe=result.recipe, data=result.model_dump(mode="json", exclude={"topk"})
+                )
+            )
 
 
 def _module_roots(entries: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from studio.core.inputs import Feeds
 
@@ -23,6 +23,9 @@ class TimingPlan(BaseModel):
     min_iterations: int = 20
     min_seconds: float = 2.0
     max_iterations: int = 1000
+    # After every recipe was evaluated, the reference and the recipes are timed again in this many
+    # interleaved rounds (`studio.core.rounds`); 0 or 1: each recipe keeps its own worker's timing.
+    rounds: int = Field(3, ge=0, le=20)
 
 
 def time_calls(

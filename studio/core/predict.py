@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from studio.core.artifact import BuildContext
 from studio.core.cache import ArtifactCache
-from studio.core.capability import assess
-from studio.core.catalogue import get_spec
 from studio.core.compare import describe_failure
 from studio.core.dataset import TextSet
 from studio.core.hardware import HardwareInfo
 from studio.core.kinds import kind_of
+from studio.core.loading import load_predictor
 from studio.core.model import Model
 from studio.core.recipe import Recipe
 from studio.core.settings import RunSettings
@@ -37,23 +35,9 @@ def predict_texts(
     measurer = kind_of(model.info.task).measurer(model, typed, settings)
     out: dict[str, Any] = {}
     for recipe in recipes:
-        availability = assess(recipe, hardware, model.info)
-        if not availability.available:
-            out[recipe.name] = {"error": availability.reason}
-            continue
         try:
-            spec = get_spec(recipe.backend)
-            ctx = BuildContext(
-                model,
-                recipe,
-                cache,
-                availability.precision,
-                calibration.texts,
-                calibration.pairs,
-            )
-            backend = spec.load()
-            predictor = backend.load(ctx, backend.prepare(ctx))
+            predictor = load_predictor(model, recipe, hardware, cache, calibration)
             out[recipe.name] = measurer.predict(predictor, recipe, typed.texts, typed.pairs)
-        except Exception as error:  # one backend's failure must not hide the others
+        except Exception as error:  # one backend's failure (or absence) must not hide the others
             out[recipe.name] = {"error": describe_failure(error)}
     return out

@@ -176,3 +176,15 @@ def resolve_recipe(name_or_path: str) -> Recipe:
         f"no recipe named '{name_or_path}'",
         f"use a .toml file or one of: {', '.join(builtins)} (see `qstudio recipes`)",
     )
+
+
+def keep_in_float(recipe: Recipe, nodes: list[str]) -> Recipe:
+    """`recipe` with `nodes` (a sensitivity ranking's worst, in order) left in float; named for how many."""
+    count = len(nodes)
+    return recipe.model_copy(
+        update={
+            "name": f"{recipe.name}-keep{count}-float",
+            "description": f"{recipe.title}, the {count} most sensitive nodes kept in float",
+            "exclude_nodes": tuple(dict.fromkeys([*recipe.exclude_nodes, *nodes])),
+        }
+    )

@@ -64,6 +64,11 @@ class RecipeResult(BaseModel):
     topk: list[list[tuple[str, float]]] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)  # prepare, load, evaluate, time
     recipe_toml: str = ""
+    # Interleaved timing (`studio.core.rounds`): how many rounds the speed figures are the median of,
+    # how far the rounds' p50s disagreed, and the share of the CPUs other processes used meanwhile.
+    timing_rounds: int | None = None
+    latency_spread: float | None = None
+    others_cpu_share: float | None = None
     bytes_per_parameter: float | None = None  # size_bytes / the model's parameters
     # Causal language models: top1_agreement is "same top-1" over every scored token, kl the mean KLD,
     # latency_ms the per-token decode latency, throughput and speedup_vs_reference decode tokens/s.
@@ -250,5 +255,61 @@ def slower_flags(result: RecipeResult, reference: RecipeResult | None, cores: in
             code="slower-than-fp32",
             severity="warning",
             message=f"{speedup:.2f}x the FP32 reference's speed: slower, not faster. Likely cause: {cause}",
+        )
+    ]
+
+
+def timing_flags(result: RecipeResult) -> list[Flag]:
+    """Speed figures not to trust: rounds that disagree, or a machine other processes kept busy."""
+    from studio.core.rounds import BUSY_SHARE, NOISY_SPREAD
+
+    flags = []
+    if result.latency_spread is not None and result.latency_spread > NOISY_SPREAD:
+        flags.append(
+            Flag(
+                code="noisy-timing",
+                severity="warning",
+                message=f"timing rounds disagree by {result.latency_spread:.0%} (more than "
+                f"{NOISY_SPREAD:.0%}): the speed figures are noisy; time again on a quieter machine",
+            )
+        )
+    if result.others_cpu_share is not None and result.others_cpu_share > BUSY_SHARE:
+        flags.append(
+            Flag(
+                code="busy-machine",
+                severity="warning",
+                message=f"other processes used {result.others_cpu_share:.0%} of the CPUs while this was "
+                "timed: speed figures and speed-ups are unreliable; close them and run again",
+            )
+        )
+    return flags
+
+
+SLOW_REFERENCE = (
+    3.0  # another FP32 backend this many times faster than the reference: the reference is suspect
+)
+
+
+def reference_flags(results: list[RecipeResult]) -> list[Flag]:
+    """A reference many times slower than another FP32 backend of the same model (threads fighting for the
+    cores, a busy machine) inflates every speed-up: flagged on the reference."""
+    faster = [
+        r
+        for r in results
+        if r.ok
+        and not r.reference
+        and r.precision == "fp32"
+        and (r.speedup_vs_reference or 0) >= SLOW_REFERENCE
+    ]
+    if not faster:
+        return []
+    best = max(faster, key=lambda r: r.speedup_vs_reference or 0)
+    return [
+        Flag(
+            code="slow-reference",
+            severity="warning",
+            message=f"{best.recipe} (also FP32) runs {best.speedup_vs_reference:.1f}x faster than this "
+            "reference: the reference was likely starved (threads fighting for the cores, a busy machine), "
+            "so every speed-up is inflated",
         )
     ]

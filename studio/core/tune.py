@@ -254,3 +254,19 @@ def parse_budget(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         raise StudioError(f"budget '{text}' is not a duration", "write e.g. 15m, 90s or 1h") from None
+
+
+def best_of_run(store: Any, run_id: int) -> tuple[int, str]:
+    """`qstudio export RUN best`: the run and name of the best trial of the tune that recorded run `run_id`."""
+    from studio.core.errors import StudioError
+
+    folder = store.request(run_id).get("tune_dir")
+    if not folder:
+        raise StudioError(
+            f"run {run_id} is not a tune's run, so it has no best trial",
+            f"name a recipe of it (see `qstudio history {run_id}`)",
+        )
+    state = TuneState.load(Path(folder))
+    if state.best is None or state.best.run_id is None:
+        raise StudioError(f"the tune in {folder} has no measured trial yet", "resume it or run it again")
+    return state.best.run_id, state.best.name

@@ -46,6 +46,10 @@ class WorkerJob(BaseModel):
     extra_shapes: list[Shape] = []  # the reference also times these, for the other recipes' speed-up
     memory_limit_bytes: int | None = None
     predict: list[Recipe] = []  # when set: only predict `data`'s texts with these recipes (no measuring)
+    # When set: only time these (key -> recipe at its shape) in interleaved rounds; `speed_of` names, per
+    # recipe key, the reference key its speed-up is taken against.
+    timing: dict[str, Recipe] = {}
+    speed_of: dict[str, str] = {}
     test_backends: list[str] = []  # "module:SPEC" entries registered before running (tests only)
     import_paths: list[str] = []  # folders that hold those modules (the worker runs isolated from cwd)
 
@@ -138,6 +142,9 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
             )
         )
         return
+    if job.timing:
+        emit(Event(kind="result", recipe=job.recipe.name, data=time_in_rounds(job, model, emit, cancel)))
+        return
     check_data(job.data, model.info)
     runner = RecipeRunner(
         model, job.data, job.calibration, ArtifactCache(Path(job.cache_root)), job.settings, emit, cancel
@@ -163,6 +170,45 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
         data_out["reference_outputs"] = path
         data_out["reference_timings"] = {shape_key(s): t for s, t in runner.reference_timings.items()}
     emit(Event(kind="result", recipe=job.recipe.name, data=data_out))
+
+
+def time_in_rounds(job: WorkerJob, model: Any, emit: Any, cancel: threading.Event) -> dict[str, Any]:
+    """The interleaved timing of `job.timing`: per recipe its speed fields (median over the rounds) and the
+    rounds' spread, and per round the share of the CPUs other processes used."""
+    from studio.core.cache import ArtifactCache
+    from studio.core.kinds import kind_of
+    from studio.core.loading import load_predictor
+    from studio.core.rounds import Entry, combined_speed, interleave, round_settings, spread
+
+    def check_cancel() -> None:
+        if cancel.is_set():
+            raise Cancelled()
+
+    def report(done: int, total: int) -> None:
+        check_cancel()
+        emit(
+            Event(kind="progress", recipe=job.recipe.name, stage="interleaved timing", done=done, total=total)
+        )
+
+    cache = ArtifactCache(Path(job.cache_root))
+    entries = []
+    for key, recipe in job.timing.items():
+        report(0, job.settings.timing.rounds)
+        predictor = load_predictor(model, recipe, job.hardware, cache, job.calibration)
+        entries.append(Entry(key, recipe, predictor))
+    measurer = kind_of(model.info.task).measurer(
+        model, job.data, round_settings(job.settings), check_cancel=check_cancel
+    )
+    rounds = interleave(measurer, entries, job.settings.timing.rounds, report)
+    speeds = {
+        key: {
+            "fields": combined_speed(measurer, rounds.timings[key], rounds.timings[reference]),
+            "spread": spread(rounds.timings[key]),
+        }
+        for key, reference in job.speed_of.items()
+    }
+    placeholder = bare_result(job.recipe, "ok", "").model_dump(mode="json")
+    return {"speeds": speeds, "load": rounds.load, "rounds": len(rounds.load), "result": placeholder}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,14 +179,16 @@ class ChartsPanel(QWidget):
             from studio.gui.qt_lm_charts import draw_fidelity, draw_speed, draw_speed_vs_kld
 
             draw_speed(self.latency, measured, self.colour)
-            QTimer.singleShot(30, lambda: draw_fidelity(self.quality, self._measured(), self.colour))
+            QTimer.singleShot(30, self, lambda: draw_fidelity(self.quality, self._measured(), self.colour))
             QTimer.singleShot(
-                60, lambda: self._set_scatter(draw_speed_vs_kld(self.scatter, self._measured(), self.colour))
+                60,
+                self,
+                lambda: self._set_scatter(draw_speed_vs_kld(self.scatter, self._measured(), self.colour)),
             )
             return
         self._redraw_latency(measured)
-        QTimer.singleShot(30, lambda: self._redraw_quality(self._measured()))
-        QTimer.singleShot(60, lambda: self._redraw_scatter(self._measured()))
+        QTimer.singleShot(30, self, lambda: self._redraw_quality(self._measured()))
+        QTimer.singleShot(60, self, lambda: self._redraw_scatter(self._measured()))
 
     def _set_scatter(self, item: pg.ScatterPlotItem | None) -> None:
         self.scatter_item = item

@@ -22,6 +22,7 @@ import studio
 from studio.core.dataset import TextSet
 from studio.core.errors import StudioError
 from studio.core.events import Event
+from studio.core.recipe import Recipe
 from studio.core.results import RunResult
 from studio.core.store import RunStore
 from studio.gui.qt_charts import ChartsPanel
@@ -32,8 +33,10 @@ from studio.gui.qt_history import HistoryPanel
 from studio.gui.qt_model_panel import ModelPanel
 from studio.gui.qt_recipes_panel import RecipesPanel
 from studio.gui.qt_run_panel import RunPanel
+from studio.gui.qt_sensitivity import SensitivityPanel
 from studio.gui.qt_state import RunController, StudioState, settings
 from studio.gui.qt_topk import TopKPanel
+from studio.gui.qt_tune import TunePanel
 
 
 def _dock(title: str, widget: QWidget, name: str) -> QDockWidget:
@@ -62,6 +65,8 @@ class MainWindow(QMainWindow):
         self.charts = ChartsPanel()
         self.topk = TopKPanel()
         self.history = HistoryPanel(store)
+        self.tune = TunePanel(state)
+        self.sensitivity = SensitivityPanel(state)
         self.errors = ErrorPanel()
 
         run_view = QSplitter(Qt.Orientation.Vertical)
@@ -71,6 +76,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(run_view, "Run")
         self.tabs.addTab(self.topk, "Top-k side by side")
+        self.tabs.addTab(self.tune, "Tune")
+        self.tabs.addTab(self.sensitivity, "Sensitivity")
         self.tabs.addTab(self.history, "History")
         self.setCentralWidget(self.tabs)
 
@@ -145,6 +152,8 @@ class MainWindow(QMainWindow):
         controller.predicted.connect(lambda predictions: self.topk.show_predictions(self._typed, predictions))
         self.topk.predictRequested.connect(self.predict)
         self.history.reopened.connect(self.show_run)
+        self.tune.openRun.connect(self.open_run)
+        self.sensitivity.runRequested.connect(self.run_recipes)
         self.history.failed.connect(self.report_error)
 
     def _data_text(self) -> str:
@@ -210,9 +219,26 @@ class MainWindow(QMainWindow):
         if self.state.model is None:
             self.report_error("No model is open yet: pick the demo or open a model first", "")
             return
+        self.run_recipes(recipes)
+
+    def run_recipes(self, recipes: list[Recipe]) -> None:
+        """Run `recipes` (the reference first) and watch them in the Run view."""
+        if self.controller.running:
+            self.report_error("A run is in progress: wait for it or cancel it first", "")
+            return
         self.charts.reset()
         self.tabs.setCurrentIndex(0)
         self.controller.start(recipes)
+
+    def open_run(self, run_id: int) -> None:
+        """A recorded run (a tune's best trial) in the Run view, with its Export buttons."""
+        try:
+            run = self.history.store.load(run_id)
+        except StudioError as error:
+            self.report_error(str(error), "")
+            return
+        self.show_run(run)
+        self.tabs.setCurrentIndex(0)
 
     def on_event(self, event: Event) -> None:
         self.run_panel.on_event(event)

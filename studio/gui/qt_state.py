@@ -118,6 +118,16 @@ class StudioState(QObject):
             "limit": 0,
         }
 
+    def cli_data_args(self) -> list[str]:
+        """The model and data as `qstudio` options, for the commands the window runs (tune, sensitivity)."""
+        args = ["--model", self.model_ref or "demo"]
+        if self.eval_file:
+            args += ["--eval", self.eval_file, "--text-column", self.columns.text]
+            args += ["--label-column", self.columns.label or ""]
+            if self.columns.pair:
+                args += ["--pair-column", self.columns.pair]
+        return args
+
     def load_data(self, path: str | None, columns: DataColumns | None = None) -> None:
         """Evaluation texts: the chosen file (20% held out for calibration) read with `columns` (the
         last ones chosen when not given), or the demo's own sets (for a language model, the LLM demo's

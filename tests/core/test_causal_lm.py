@@ -33,7 +33,7 @@ from tests.fakes.backends import SHIFTED_LM
 from tests.fakes.nvml import FakeNvml
 
 FAST = RunSettings(
-    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0),
+    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0),
     decode_tokens=8,
     decode_rounds=1,
     new_tokens=6,
@@ -246,7 +246,7 @@ def test_demo_llm_card_and_an_unsupported_quantization(monkeypatch) -> None:
         open_model("demo-llm")
 
 
-LM_FAST = [*("--warmup", "1", "--iterations", "3", "--seconds", "0", "--quiet")]
+LM_FAST = [*("--warmup", "1", "--iterations", "3", "--seconds", "0", "--rounds", "0", "--quiet")]
 LM_FAST += ["--decode-tokens", "8", "--decode-rounds", "1", "--new-tokens", "6"]
 
 

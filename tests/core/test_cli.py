@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-FAST = ["--warmup", "1", "--iterations", "3", "--seconds", "0", "--quiet"]
+FAST = ["--warmup", "1", "--iterations", "3", "--seconds", "0", "--rounds", "0", "--quiet"]
 
 
 def qstudio(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:

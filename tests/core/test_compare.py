@@ -18,7 +18,7 @@ from studio.core.recipe import builtin_recipes, parse_recipe, resolve_recipe
 from tests.fakes.backends import EXPLODING, MISLABELLED
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0))
 CPU_RECIPES = [r for r in builtin_recipes("text-classification") if r.device == "cpu"]
 
 

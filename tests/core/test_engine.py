@@ -26,7 +26,7 @@ from studio.core.store import RunStore
 from tests.fakes import backends
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0))
 TEST_BACKENDS = tuple(f"tests.fakes.backends:{n}" for n in ("ABORTING", "MEMORY_HOG", "HANGING", "MISLABELLED"))
 
 

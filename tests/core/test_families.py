@@ -22,7 +22,7 @@ from studio.core.recipe import builtin_recipes, resolve_recipe
 from tests.fakes.families import available_families, build_family
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 CPU_RECIPES = [r for r in builtin_recipes() if r.device == "cpu" and r.suits("text-classification")]
 FAMILIES = available_families()
 

@@ -18,7 +18,7 @@ from studio.core.recipe import resolve_recipe
 from studio.core.results import diagnose
 from tests.fakes.nvml import CARDS, Card, FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 
 
 def test_nvml_memory_is_per_process_where_the_driver_reports_it():

@@ -16,7 +16,7 @@ from studio.core.recipe import parse_recipe, resolve_recipe
 from tests.fakes import tensorrt as fake_trt
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 
 
 def test_tensorrt_ep_options_come_from_the_recipe(tiny_classifier, tmp_path):

@@ -25,7 +25,7 @@ from tests.core.test_cli import FAST as CLI_FAST
 from tests.core.test_cli import qstudio
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 CPU_RECIPES = [r for r in builtin_recipes() if r.device == "cpu" and r.suits("text-classification")]
 
 

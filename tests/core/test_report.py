@@ -25,7 +25,7 @@ from studio.core.store import RunStore
 from tests.fakes.backends import MISLABELLED
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from studio.core.recipe import parse_recipe, resolve_recipe
 from tests.fakes import tensorrt as fake_trt
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 
 
 @pytest.fixture

@@ -10,17 +10,20 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from studio.core.capability import assess
 from studio.core.compare import bare_result
+from studio.core.errors import StudioError
 from studio.core.hardware import probe
 from studio.core.model import open_model
 from studio.core.recipe import builtin_recipes, resolve_recipe
 from studio.core.results import Latency
-from studio.core.tune import TuneGoal, judge, plan_trials, standing
+from studio.core.tune import TuneGoal, best_of_run, judge, plan_trials, standing
 from tests.core.test_cli import qstudio
 from tests.fakes.nvml import FakeNvml
 
-FAST = ["--warmup", "1", "--iterations", "3", "--seconds", "0"]
+FAST = ["--warmup", "1", "--iterations", "3", "--seconds", "0", "--rounds", "0"]
 
 
 def test_the_search_never_tries_a_greyed_recipe(tiny_classifier: Path) -> None:
@@ -62,6 +65,15 @@ def test_the_fastest_passing_trial_wins_and_the_closest_stands_in_when_none_pass
                         judge(_result("b", 3.0, 0.99, 0.9), reference, strict)])  # fmt: skip
     assert closest.best is not None and closest.best.name == "b" and not closest.best.meets_goal
     assert closest.best.distance_to_goal == 0.9
+
+
+def test_best_names_a_tunes_run_only() -> None:
+    class PlainRuns:
+        def request(self, run_id: int) -> dict:
+            return {"model": "demo", "recipes": []}
+
+    with pytest.raises(StudioError, match="run 7 is not a tune's run"):
+        best_of_run(PlainRuns(), 7)
 
 
 def _trials(path: Path) -> list[str]:
@@ -114,7 +126,8 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     out = tmp_path / "tune.json"
     result = qstudio(
         "tune", "--model", str(model), "--eval", str(tiny_eval), "--calibration", str(tiny_calibration),
-        "--recipe", "ort-int8-static-minmax", "--out", str(tmp_path / "t"), "--json", str(out), *FAST, "--quiet",
+        "--recipe", "ort-int8-static-minmax", "--out", str(tmp_path / "t"), "--json", str(out), *FAST[:-1], "2",
+        "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
@@ -124,3 +137,10 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     assert names[2].startswith("ort-int8-static-minmax") and names[2].endswith("-keep1-float")  # of the closest
     best = payload["best"]
     assert best["meets_goal"] and "-keep" in best["recipe"] and FRAGILE in best["recipe_toml"]
+    # Decisions rest on the interleaved timing of each engine run (search, then fallback).
+    assert all(t["timing_rounds"] == 2 for t in payload["trials"] if t["status"] == "ok")
+    first_run = payload["state"]["run_ids"][0]
+    assert best["run_id"] != first_run  # the fallback ran as its own run
+    exported = qstudio("export", str(first_run), "best", "--to", str(tmp_path / "best"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["recipe"] == best["recipe"]

@@ -37,7 +37,7 @@ CPU_RECIPES = (
     "ort-int4-weight-only",
     "ort-fp16",
 )
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0))
 TEST_SPECS = (backends.MISLABELLED, backends.EXPLODING)
 
 

@@ -24,7 +24,7 @@ from studio.deploy.verify import verify_folder
 from tests.fakes.nvml import FakeNvml
 
 FAST = RunSettings(
-    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0),
+    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0),
     decode_tokens=8,
     decode_rounds=1,
     new_tokens=8,

@@ -22,7 +22,7 @@ from studio.deploy.export import export_recipe
 from tests.fakes import tensorrt as fake_trt
 from tests.fakes.nvml import FakeNvml
 
-FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0.0, rounds=0))
 
 
 def test_tensorrt_export_carries_engine_and_source_and_verify_names_the_missing_runtime(

@@ -43,7 +43,7 @@ def main() -> int:
     window.show()
     shots: list[str] = []
     settings = RunSettings(
-        timing=TimingPlan(warmup=2, min_iterations=5, min_seconds=1.0),
+        timing=TimingPlan(warmup=2, min_iterations=5, min_seconds=1.0, rounds=0),
         decode_tokens=64,
         decode_rounds=2,
         prompt_limit=args.prompts,

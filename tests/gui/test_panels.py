@@ -138,7 +138,7 @@ def test_topk_marks_disagreements(qtbot, tiny_classifier, tiny_eval, tiny_calibr
                       [parse_recipe({"name": "mislabelled", "backend": MISLABELLED.name, "precision": "fp32"})],
                       load_texts(tiny_eval), load_texts(tiny_calibration, label_column=None), probe(FakeNvml.missing()),
                       ArtifactCache(cache_dir() / "artifacts"),
-                      RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0)))
+                      RunSettings(timing=TimingPlan(warmup=1, min_iterations=2, min_seconds=0, rounds=0)))
     finally:
         del REGISTRY[MISLABELLED.name]
     panel = TopKPanel()

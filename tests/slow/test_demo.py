@@ -17,7 +17,7 @@ from studio.core.recipe import parse_recipe, resolve_recipe
 from tests.fakes.nvml import FakeNvml
 
 pytestmark = pytest.mark.slow
-FAST = RunSettings(timing=TimingPlan(warmup=2, min_iterations=5, min_seconds=0.0))
+FAST = RunSettings(timing=TimingPlan(warmup=2, min_iterations=5, min_seconds=0.0, rounds=0))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.fakes.nvml import FakeNvml
 pytestmark = pytest.mark.slow
 # A part of the passages and prompts and short timing: the benchmark runs the whole set.
 FAST = RunSettings(
-    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0),
+    timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0),
     decode_tokens=32,
     decode_rounds=1,
     prompt_limit=8,

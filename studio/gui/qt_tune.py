@@ -1,0 +1,263 @@
+"""The Tune view: `qstudio tune` from the window, its trials drawn on a latency/quality chart as they finish.
+
+The search runs as the command itself in a child process (its state file is what this view reads, so a
+tune started here can be resumed from the CLI and the other way round). Each trial appears as a point
+as soon as the command rewrites tune.json; the best one is a star; Cancel stops the search and keeps
+what it found.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.paths import data_dir
+from studio.gui.qt_command import CommandRun
+from studio.gui.qt_state import StudioState
+
+HEADERS = ("trial", "status", "p50 ms", "× FP32", "agreement", "accuracy drop", "goal")
+POLL_MS = 500
+
+
+def _p50(row: dict[str, Any]) -> float | None:
+    latency = row.get("latency_ms")
+    return float(latency["p50"]) if isinstance(latency, dict) else None
+
+
+class TunePanel(QWidget):
+    openRun = Signal(int)  # a run of the tune (the best trial's), to show in the Run view
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.command: CommandRun | None = None
+        self.folder: Path | None = None
+        self.payload: dict[str, Any] = {}
+        self._mtime = 0.0
+
+        self.drop = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=100.0, value=1.0, suffix=" points")
+        self.agreement = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, value=0.98, singleStep=0.005)
+        self.objective = QComboBox()
+        self.objective.addItems(["latency", "throughput", "size", "memory"])
+        self.budget = QSpinBox(minimum=0, maximum=24 * 60, value=15, suffix=" min")
+        self.budget.setSpecialValueText("no limit")
+        self.max_trials = QSpinBox(minimum=0, maximum=1000, value=0)
+        self.max_trials.setSpecialValueText("all")
+        form = QFormLayout()
+        form.addRow("Max accuracy drop", self.drop)
+        form.addRow("Min agreement with FP32", self.agreement)
+        form.addRow("Optimise", self.objective)
+        form.addRow("Budget", self.budget)
+        form.addRow("Max trials", self.max_trials)
+        self.start_button = QPushButton("Start tune")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.best_button = QPushButton("Show the best trial's run")
+        self.best_button.setEnabled(False)
+        self.best_button.clicked.connect(self._open_best)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.cancel_button, self.best_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.status = QLabel(
+            "Pick a goal and a budget, then start: the studio tries the recipes this machine runs."
+        )
+        self.status.setWordWrap(True)
+
+        self.plot = pg.PlotWidget(
+            title="Trials: latency against agreement (● meets the goal, ○ misses, ★ best)"
+        )
+        self.plot.setBackground("w")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "latency p50", units="ms")
+        self.plot.setLabel("left", "agreement with FP32", units="%")
+        self.table = QTableWidget(0, len(HEADERS))
+        self.table.setHorizontalHeaderLabels(HEADERS)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.addLayout(form)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.status)
+        split = QSplitter()
+        split.addWidget(self.plot)
+        split.addWidget(self.table)
+        split.setSizes([600, 600])
+        layout = QVBoxLayout(self)
+        layout.addWidget(top)
+        layout.addWidget(split, 1)
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
+
+    # -- running --------------------------------------------------------------------------------------
+    def arguments(self, folder: Path) -> list[str]:
+        args = ["tune", *self.state.cli_data_args(), "--out", str(folder), "--quiet"]
+        args += [
+            "--max-accuracy-drop",
+            f"{self.drop.value():g}",
+            "--min-agreement",
+            f"{self.agreement.value():g}",
+        ]
+        args += ["--objective", self.objective.currentText()]
+        if self.budget.value():
+            args += ["--budget", f"{self.budget.value()}m"]
+        if self.max_trials.value():
+            args += ["--max-trials", str(self.max_trials.value())]
+        return args
+
+    def start(self) -> None:
+        if self.command is not None and self.command.running:
+            return
+        if self.state.model is None:
+            self.state.error.emit("No model is open yet: open one before tuning", "")
+            return
+        self.folder = data_dir() / "tunes" / time.strftime("%Y%m%d-%H%M%S")
+        self.payload, self._mtime = {}, 0.0
+        self.plot.clear()
+        self.table.setRowCount(0)
+        self.command = CommandRun(self.arguments(self.folder), self)
+        self.command.line.connect(self.status.setText)
+        self.command.finished.connect(self._finished)
+        self.command.start()
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.best_button.setEnabled(False)
+        self.status.setText(f"tuning {self.state.model.name}: state in {self.folder}")
+        self.timer.start()
+
+    def cancel(self) -> None:
+        if self.command is not None:
+            self.status.setText("cancelling: the trial in flight stops, the best so far is kept")
+            self.command.cancel()
+
+    def _finished(self, code: int) -> None:
+        self.timer.stop()
+        self.poll()
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        best = self.payload.get("best")
+        lines = self.command.lines if self.command is not None else []
+        if best:
+            verdict = (
+                "meets the goal"
+                if best.get("meets_goal")
+                else (f"closest to the goal, {best.get('distance_to_goal')} points short")
+            )
+            self.status.setText(f"best: {best['recipe']} ({verdict}); recipe in {self.folder}/best.toml")
+            self.best_button.setEnabled(best.get("run_id") is not None)
+        elif code != 0:
+            self.state.error.emit(
+                f"Tune failed: {lines[-1] if lines else f'exit status {code}'}", "\n".join(lines)
+            )
+            self.status.setText("the tune failed: see Problems")
+
+    def _open_best(self) -> None:
+        best = self.payload.get("best") or {}
+        if best.get("run_id") is not None:
+            self.openRun.emit(int(best["run_id"]))
+
+    # -- drawing --------------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Re-read tune.json when the command rewrote it (atomically: a read never sees half a file)."""
+        if self.folder is None:
+            return
+        path = self.folder / "tune.json"
+        try:
+            mtime = path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        self._mtime = mtime
+        self.show_payload(payload)
+
+    def show_payload(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        trials = payload.get("trials", [])
+        reference = payload.get("state", {}).get("reference") or {}
+        best = (payload.get("best") or {}).get("recipe")
+        self._draw(trials, reference, best)
+        self._fill(trials, reference, best)
+
+    def _draw(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
+        self.plot.clear()
+        spots = []
+        for trial in trials:
+            p50, agreement = _p50(trial), trial.get("top1_agreement")
+            if p50 is None or agreement is None:
+                continue
+            meets = bool(trial.get("meets_goal"))
+            spots.append(
+                {
+                    "pos": (p50, agreement * 100),
+                    "size": 18 if trial["recipe"] == best else 11,
+                    "symbol": "star" if trial["recipe"] == best else "o",
+                    "brush": pg.mkBrush("#2ca02c" if meets else "#ffffff"),
+                    "pen": pg.mkPen("#2ca02c" if meets else "#7f7f7f", width=2),
+                    "data": trial["recipe"],
+                }
+            )
+        reference_p50 = _p50(reference)
+        if reference_p50 is not None:
+            spots.append(
+                {"pos": (reference_p50, 100.0), "size": 14, "symbol": "s", "brush": pg.mkBrush("#000000"),
+                 "pen": pg.mkPen("#000000"), "data": "FP32 reference"}
+            )  # fmt: skip
+            self.plot.addItem(
+                pg.InfiniteLine(
+                    pos=reference_p50, angle=90, pen=pg.mkPen("#000000", style=pg.QtCore.Qt.PenStyle.DotLine)
+                )
+            )
+        self.scatter = pg.ScatterPlotItem(spots=spots, hoverable=True)
+        self.plot.addItem(self.scatter)
+        for spot in spots:
+            label = pg.TextItem(str(spot["data"]), color="#333333", anchor=(0, 1))
+            label.setPos(*spot["pos"])
+            self.plot.addItem(label)
+
+    def _fill(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
+        self.table.setRowCount(len(trials))
+        base = reference.get("accuracy")
+        for row, trial in enumerate(trials):
+            p50, speedup = _p50(trial), trial.get("speedup_vs_reference")
+            agreement, accuracy = trial.get("top1_agreement"), trial.get("accuracy")
+            cells = (
+                ("★ " if trial["recipe"] == best else "") + trial["recipe"],
+                trial.get("status", ""),
+                "-" if p50 is None else f"{p50:.2f}",
+                "-" if speedup is None else f"{speedup:.2f}",
+                "-" if agreement is None else f"{agreement:.1%}",
+                "-" if accuracy is None or base is None else f"{(base - accuracy) * 100:.1f}",
+                "meets" if trial.get("meets_goal") else (trial.get("reason") or "misses")[:60],
+            )
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def points(self) -> int:
+        return len(self.scatter.data) if hasattr(self, "scatter") else 0
