@@ -34,6 +34,7 @@ def add_sensitivity_command(commands: Any) -> None:
     command.add_argument("--no-groups", action="store_true", help="nodes only, no per-layer groups")
     command.add_argument("--json", metavar="FILE", help="write `layers` and `groups`, ranked worst first")
     command.add_argument("--csv", metavar="FILE", help="the node ranking as CSV")
+    command.add_argument("--html", metavar="FILE", help="the ranking as a report (bar charts and tables)")
     command.add_argument(
         "--keep-float",
         type=int,
@@ -103,9 +104,15 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         _write_csv(Path(args.csv), layers)
         err.print(f"ranking written to {args.csv}")
     _show(result)
+    worst = result.worst_nodes(args.keep_float) if args.keep_float else []
+    if args.html:
+        from studio.core.sensitivity_report import sensitivity_html
+
+        Path(args.html).write_text(sensitivity_html(payload, worst), encoding="utf-8")
+        err.print(f"report written to {args.html}")
     if not args.keep_float:
         return EXIT_OK
-    kept = keep_in_float(recipe, result.worst_nodes(args.keep_float))
+    kept = keep_in_float(recipe, worst)
     target = Path(args.recipe_out or f"{kept.name}.toml")
     target.write_text(kept.to_toml(), encoding="utf-8")
     err.print(f"recipe written to {target}")

@@ -246,7 +246,7 @@ def _record(
     trial = judge(result, reference, state.goal).model_copy(update={"run_id": run_id})
     state.trials = [t for t in state.trials if t.name != result.recipe] + [trial]
     now = standing(state.trials)
-    state.best, state.pareto = now.best, now.pareto
+    state.best, state.pareto, state.best_builtin = now.best, now.pareto, now.best_builtin
     state.save(folder)
     if json_file:
         Path(json_file).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")
@@ -280,6 +280,16 @@ def _summary(state: Any, folder: Path) -> None:
         else f"closest to the goal, {best.distance_to_goal:g} points short"
     )
     console.print(f"best: [bold]{best.name}[/bold] ({how}); recipe in {folder / 'best.toml'}")
+    for title, trial in (("tune's best", best), ("best built-in recipe", state.best_builtin)):
+        if trial is not None:
+            r = trial.result
+            p50 = (r.get("latency_ms") or {}).get("p50")
+            console.print(
+                f"  {title:<21} {trial.name:<40} p50 {p50 or 0:8.2f} ms  "
+                f"{r.get('speedup_vs_reference') or 0:5.2f}x FP32  agreement {r.get('top1_agreement') or 0:.1%}"
+                f"  {'meets the goal' if trial.meets_goal else 'misses the goal'}"
+            )
+    console.print(f"report: {folder / 'report.html'}")
     console.print(f"Pareto front ({state.goal.objective} against agreement): {', '.join(state.pareto)}")
     if best.run_id is not None:
         console.print(f"export it: qstudio export {best.run_id} best --to DIR")

@@ -27,6 +27,7 @@ Objective = Literal["latency", "throughput", "size", "memory"]
 STATE_FILE = "tune.json"
 EPSILON = 1e-9  # a drop of exactly the allowed points (0.90 -> 0.89 is 1.0000000000000009) still passes
 BEST_FILE = "best.toml"
+REPORT_FILE = "report.html"
 
 # Fastest-likely first, as INC's `auto` orders its search: INT8 kernels, then INT4, FP16, FP32 runtimes.
 _ORDER = {("int8", "dynamic"): 0, ("int4", "weight-only"): 1, ("int8", "static"): 2, ("fp16", "none"): 3}
@@ -80,6 +81,7 @@ class TuneState(BaseModel):
     trials: list[Trial] = Field(default_factory=list)
     reference: dict[str, Any] = Field(default_factory=dict)
     best: Trial | None = None
+    best_builtin: Trial | None = None
     pareto: list[str] = Field(default_factory=list)
     finished: bool = False
     stopped_by: str = ""  # "", "budget", "max-trials", "cancelled"
@@ -97,6 +99,7 @@ class TuneState(BaseModel):
             "run_id": self.run_id,
             "goal": self.goal.model_dump(mode="json"),
             "best": self.best.flat() if self.best else None,
+            "best_builtin": self.best_builtin.flat() if self.best_builtin else None,
             "pareto": self.pareto,
             "trials": [trial.flat() for trial in self.trials],
             "planned": self.planned,
@@ -111,6 +114,9 @@ class TuneState(BaseModel):
         _atomic_write(folder / STATE_FILE, json.dumps(self.payload(), indent=1))
         if self.best is not None:
             _atomic_write(folder / BEST_FILE, self.best.recipe_toml)
+        from studio.core.tune_report import tune_html
+
+        _atomic_write(folder / REPORT_FILE, tune_html(self))
 
     @classmethod
     def load(cls, folder: Path) -> TuneState:
@@ -211,19 +217,24 @@ def judge(result: RecipeResult, reference: RecipeResult, goal: TuneGoal) -> Tria
 class Standing:
     best: Trial | None
     pareto: list[str]
+    best_builtin: Trial | None = None  # the same choice among the built-in recipes only: what the tune beats
+
+
+def _best(ran: list[Trial]) -> Trial | None:
+    """The fastest of those meeting the goal, else the closest to it."""
+    passing = [t for t in ran if t.meets_goal]
+    if passing:
+        return min(passing, key=lambda t: t.objective_value or 0.0)
+    if ran:
+        return min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
+    return None
 
 
 def standing(trials: list[Trial]) -> Standing:
     """The best trial (the fastest of those meeting the goal, else the closest to it) and the Pareto front
     of objective against agreement among the trials that ran."""
     ran = [t for t in trials if t.status == "ok" and t.objective_value is not None]
-    passing = [t for t in ran if t.meets_goal]
-    if passing:
-        best = min(passing, key=lambda t: t.objective_value or 0.0)
-    elif ran:
-        best = min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
-    else:
-        best = None
+    builtin = {r.name for r in builtin_recipes()}
 
     def agreement(t: Trial) -> float:
         return float(t.result.get("top1_agreement") or 0.0)
@@ -238,7 +249,7 @@ def standing(trials: list[Trial]) -> Standing:
             for o in ran
         )
     ]
-    return Standing(best, pareto)
+    return Standing(_best(ran), pareto, _best([t for t in ran if t.name in builtin]))
 
 
 def parse_budget(text: str | None) -> float | None:

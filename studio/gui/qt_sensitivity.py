@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -67,8 +68,15 @@ class SensitivityPanel(QWidget):
         self.keep_button = QPushButton("Keep the worst N in float and run it beside the original")
         self.keep_button.setEnabled(False)
         self.keep_button.clicked.connect(self.keep_worst)
+        self.report_button = QPushButton("Open the report")
+        self.report_button.setEnabled(False)
+        self.report_button.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.html_file)))
+        )
         buttons = QHBoxLayout()
-        for widget in (self.rank_button, self.cancel_button, QLabel("N"), self.keep, self.keep_button):
+        for widget in (
+            self.rank_button, self.cancel_button, QLabel("N"), self.keep, self.keep_button, self.report_button
+        ):  # fmt: skip
             buttons.addWidget(widget)
         buttons.addStretch(1)
         self.status = QLabel(
@@ -131,7 +139,9 @@ class SensitivityPanel(QWidget):
         self.json_file = folder / f"{recipe.name}.json"
         self.json_file.unlink(missing_ok=True)
         args = ["sensitivity", *self.state.cli_data_args(), "--recipe", str(recipe_file)]
+        self.html_file = folder / f"{recipe.name}.html"
         args += ["--sample", str(self.sample.value()), "--json", str(self.json_file), "--quiet"]
+        args += ["--html", str(self.html_file)]
         self.command = CommandRun(args, self)
         self.command.line.connect(self.status.setText)
         self.command.finished.connect(self._finished)
@@ -158,6 +168,7 @@ class SensitivityPanel(QWidget):
             f"KL {payload['kl_all_quantized']:.5f} on {payload['sample']} inputs"
         )
         self.keep_button.setEnabled(bool(payload.get("layers")))
+        self.report_button.setEnabled(self.html_file.exists())
 
     def keep_worst(self) -> None:
         """The recipe with the worst N nodes in float, run beside the original (the before/after)."""

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -76,8 +77,11 @@ class TunePanel(QWidget):
         self.best_button = QPushButton("Show the best trial's run")
         self.best_button.setEnabled(False)
         self.best_button.clicked.connect(self._open_best)
+        self.report_button = QPushButton("Open the report")
+        self.report_button.setEnabled(False)
+        self.report_button.clicked.connect(self._open_report)
         buttons = QHBoxLayout()
-        for button in (self.start_button, self.cancel_button, self.best_button):
+        for button in (self.start_button, self.cancel_button, self.best_button, self.report_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         self.status = QLabel(
@@ -169,11 +173,16 @@ class TunePanel(QWidget):
             )
             self.status.setText(f"best: {best['recipe']} ({verdict}); recipe in {self.folder}/best.toml")
             self.best_button.setEnabled(best.get("run_id") is not None)
+            self.report_button.setEnabled(self.folder is not None and (self.folder / "report.html").exists())
         elif code != 0:
             self.state.error.emit(
                 f"Tune failed: {lines[-1] if lines else f'exit status {code}'}", "\n".join(lines)
             )
             self.status.setText("the tune failed: see Problems")
+
+    def _open_report(self) -> None:
+        if self.folder is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder / "report.html")))
 
     def _open_best(self) -> None:
         best = self.payload.get("best") or {}

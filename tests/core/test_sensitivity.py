@@ -80,11 +80,11 @@ def test_only_ort_quantization_recipes(fragile: Path, tiny_eval: Path, tmp_path:
 def test_cli_ranks_writes_and_keeps_the_worst_in_float(
     fragile: Path, tiny_eval: Path, tiny_calibration: Path, tmp_path: Path
 ) -> None:
-    out, table, recipe_file = tmp_path / "s.json", tmp_path / "s.csv", tmp_path / "kept.toml"
+    out, table, recipe_file, html = tmp_path / "s.json", tmp_path / "s.csv", tmp_path / "kept.toml", tmp_path / "s.html"
     result = qstudio(
         "sensitivity", "--model", str(fragile), "--recipe", "ort-int8-static-minmax", "--eval", str(tiny_eval),
         "--calibration", str(tiny_calibration), "--json", str(out), "--csv", str(table), "--keep-float", "1",
-        "--recipe-out", str(recipe_file), "--quiet",
+        "--recipe-out", str(recipe_file), "--html", str(html), "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
@@ -92,6 +92,9 @@ def test_cli_ranks_writes_and_keeps_the_worst_in_float(
     assert set(first) >= {"name", "op_type", "kl_when_quantized_alone", "agreement_when_kept_float", "sqnr_db"}
     assert first["name"] == FRAGILE and first["op_type"] == "Gemm"
     assert table.read_text().splitlines()[1].startswith(f"1,{FRAGILE},Gemm,")
+    report = html.read_text()
+    assert "<svg" in report and f"Kept in float by the recipe written (red bars): {FRAGILE}" in report
+    assert report.count("<tr>") == len(payload["layers"]) + len(payload["groups"]) + 2  # rows and two headers
     kept = tomllib.loads(recipe_file.read_text())
     assert kept["exclude_nodes"] == [FRAGILE] and kept["name"] == "ort-int8-static-minmax-keep1-float"
     # the before/after run, side by side in one table

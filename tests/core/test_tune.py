@@ -137,6 +137,9 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     assert names[2].startswith("ort-int8-static-minmax") and names[2].endswith("-keep1-float")  # of the closest
     best = payload["best"]
     assert best["meets_goal"] and "-keep" in best["recipe"] and FRAGILE in best["recipe_toml"]
+    assert payload["best_builtin"]["recipe"] == "ort-int8-static-minmax"  # the closest of the built-ins
+    report = (tmp_path / "t" / "report.html").read_text()
+    assert "<svg" in report and f"qstudio export {best['run_id']} best" in report and best["recipe"] in report
     # Decisions rest on the interleaved timing of each engine run (search, then fallback).
     assert all(t["timing_rounds"] == 2 for t in payload["trials"] if t["status"] == "ok")
     first_run = payload["state"]["run_ids"][0]

@@ -22,7 +22,7 @@ def test_a_tune_from_the_window_draws_its_trials_and_opens_the_best(make_window,
     assert panel.points() == 3  # two trials and the reference
     assert all(t["timing_rounds"] == 3 for t in trials if t["status"] == "ok")  # decided on interleaved timing
     best = panel.payload["best"]
-    assert best["recipe"] in panel.status.text() and panel.best_button.isEnabled()
+    assert best["recipe"] in panel.status.text() and panel.best_button.isEnabled() and panel.report_button.isEnabled()
     panel.best_button.click()
     assert window.state.run is not None and window.state.run.run_id == best["run_id"]
     assert window.tabs.currentIndex() == 0
@@ -44,7 +44,7 @@ def test_sensitivity_from_the_window_ranks_nodes_and_runs_the_worst_kept_in_floa
     layers = panel.payload["layers"]
     assert layers and panel.table.rowCount() == len(layers)
     assert len(panel.bars.opts["width"]) == min(20, len(layers))
-    assert panel.keep_button.isEnabled()
+    assert panel.keep_button.isEnabled() and panel.report_button.isEnabled()
     panel.keep.setValue(1)
     with qtbot.waitSignal(window.controller.finished, timeout=300_000) as finished:
         panel.keep_button.click()

@@ -1,0 +1,133 @@
+"""A tune's report: the goal, the best trial beside the best built-in recipe, the Pareto chart and every
+trial, as one HTML file (inline SVG, no scripts) that `qstudio tune` rewrites after each trial."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from studio.core.svg import Point, scatter_chart
+
+if TYPE_CHECKING:
+    from studio.core.tune import Trial, TuneState
+
+STYLE = """body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f0f3f8; } td:first-child, th:first-child { text-align: left; }
+tr.meets td { background: #e6f4ea; } tr.best td { font-weight: bold; } tr.failed td { color: #888; }
+pre { background: #f6f6f6; padding: 8px; } code { background: #f3f3f3; padding: 1px 4px; }"""
+
+
+def _p50(row: dict[str, Any]) -> float | None:
+    latency = row.get("latency_ms")
+    return float(latency["p50"]) if isinstance(latency, dict) else None
+
+
+def _cell(value: Any, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
+    r = trial.result
+    base = reference.get("accuracy")
+    drop = None if r.get("accuracy") is None or base is None else (base - r["accuracy"]) * 100
+    size = r.get("size_bytes")
+    verdict = (
+        "meets"
+        if trial.meets_goal
+        else (
+            ", ".join(f"{v:g} {k.replace('_', ' ')} short" for k, v in trial.shortfall.items())
+            or escape(trial.reason[:120])
+            or trial.status
+        )
+    )
+    css = " ".join(
+        c for c in ("meets" if trial.meets_goal else "", "best" if trial.name == best else "",
+                    "failed" if trial.status != "ok" else "") if c
+    )  # fmt: skip
+    cells = (
+        escape(trial.name),
+        trial.status,
+        _cell(_p50(r), ".2f"),
+        _cell(r.get("speedup_vs_reference"), ".2f", "×"),
+        _cell(r.get("latency_spread"), ".0%"),
+        _cell(r.get("top1_agreement"), ".1%"),
+        _cell(drop, ".1f"),
+        _cell(r.get("kl"), ".4f"),
+        _cell(size / 2**20 if size else None, ".1f"),
+        verdict,
+    )
+    return f'<tr class="{css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _side_by_side(state: TuneState) -> str:
+    rows = []
+    for title, trial in (("tune's best", state.best), ("best built-in recipe", state.best_builtin)):
+        if trial is None:
+            rows.append(f"<tr><td>{title}</td><td colspan=5>none ran</td></tr>")
+            continue
+        r = trial.result
+        rows.append(
+            f"<tr><td>{title}</td><td>{escape(trial.name)}</td><td>{_cell(_p50(r), '.2f')}</td>"
+            f"<td>{_cell(r.get('speedup_vs_reference'), '.2f', '×')}</td><td>{_cell(r.get('top1_agreement'), '.1%')}</td>"
+            f"<td>{'yes' if trial.meets_goal else 'no'}</td></tr>"
+        )
+    return (
+        "<table><tr><th></th><th>recipe</th><th>p50 ms</th><th>× FP32</th><th>agreement</th><th>meets goal</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def tune_html(state: TuneState) -> str:
+    goal = state.goal
+    reference = state.reference
+    best = state.best.name if state.best else None
+    points = [
+        Point(t.name, p50, float(t.result["top1_agreement"]), on_front=t.name in state.pareto)
+        for t in state.trials
+        if t.status == "ok"
+        and (p50 := _p50(t.result)) is not None
+        and t.result.get("top1_agreement") is not None
+    ]
+    reference_p50 = _p50(reference)
+    if reference_p50 is not None:
+        points.insert(0, Point(str(reference.get("recipe", "FP32")), reference_p50, 1.0, reference=True))
+    chart = scatter_chart(
+        points, "latency p50 (ms)", "top-1 agreement with FP32", "Trials: latency against agreement"
+    )
+    status = (
+        "finished" if state.finished else (f"stopped ({state.stopped_by})" if state.stopped_by else "running")
+    )
+    export = (
+        f"<p>Deploy it: <code>qstudio export {state.best.run_id} best --to DIR</code></p>"
+        if state.best and state.best.run_id is not None
+        else ""
+    )
+    best_toml = f"<h2>best.toml</h2><pre>{escape(state.best.recipe_toml)}</pre>" if state.best else ""
+    headers = ("trial", "status", "p50 ms", "× FP32", "rounds differ", "agreement", "accuracy drop (points)", "KL",
+               "size MB", "goal")  # fmt: skip
+    table = (
+        "<table><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
+        + "".join(_row(t, reference, best) for t in state.trials) + "</table>"
+    )  # fmt: skip
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Tune — {escape(state.model)}</title>
+<style>{STYLE}</style></head><body>
+<h1>Tune — {escape(state.model)}</h1>
+<p>{len(state.trials)} of {len(state.planned)} trials, {status}; runs {", ".join(map(str, state.run_ids)) or "–"}.
+Goal: at most {goal.max_accuracy_drop:g} accuracy points below FP32, top-1 agreement at least {goal.min_agreement:.1%}
+(causal LMs: perplexity rise at most {goal.max_perplexity_rise:.0%}); optimising {goal.objective}.
+Speed figures are the median of interleaved timing rounds with the reference.</p>
+<h2>Best, beside the best built-in recipe</h2>
+{_side_by_side(state)}
+{export}
+<h2>Pareto front</h2>
+<p>{", ".join(escape(n) for n in state.pareto) or "–"}</p>
+{chart}
+<h2>Trials</h2>
+{table}
+{best_toml}
+</body></html>
+"""
