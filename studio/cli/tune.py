@@ -175,6 +175,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     falling_back = any("-keep" in r.name for r in remaining)
     stopped = run_trials(remaining) if remaining else False
     capped = args.max_trials is not None and len(state.trials) >= args.max_trials
+    if not stopped and not state.stopped_by and not capped and not request.get("refined"):
+        refine = _refine_trials(state)
+        if refine:
+            err.print(
+                f"refining {state.best.name if state.best else ''}: {', '.join(r.name for r in refine)}"
+            )
+            request["refined"] = True
+            request["tune_trials"] += [r.to_toml() for r in refine]
+            (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+            state.planned += [r.name for r in refine]
+            state.save(folder)
+            stopped = run_trials(refine)
+            capped = args.max_trials is not None and len(state.trials) >= args.max_trials
     if (
         not stopped
         and not state.stopped_by
@@ -198,6 +211,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         Path(args.json).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")
     _summary(state, folder)
     return EXIT_CANCELLED if stopped else EXIT_OK
+
+
+def _refine_trials(state: Any) -> list[Any]:
+    """Variants of the best trial's knobs (threads, INT4 blocks, calibration size), when it meets the goal."""
+    from studio.core.hardware import probe
+    from studio.core.recipe import parse_recipe
+    from studio.core.tune import refine_trials
+
+    best = state.best
+    if best is None or not best.meets_goal:
+        return []
+    recipe = parse_recipe(tomllib.loads(best.recipe_toml), best.name)
+    return [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
 
 
 def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: Console) -> list[Any]:

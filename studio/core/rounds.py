@@ -29,7 +29,7 @@ def round_settings(settings: RunSettings) -> RunSettings:
     """One round's share of the run's timing plan: the rounds together cost about one plan per recipe."""
     plan, rounds = settings.timing, max(1, settings.timing.rounds)
     per_round = TimingPlan(
-        warmup=max(1, plan.warmup // 2),  # caches go cold between recipes: each round warms up again
+        warmup=plan.warmup,  # caches go cold between recipes: each round warms up again, fully
         min_iterations=max(3, math.ceil(plan.min_iterations / rounds)),
         min_seconds=plan.min_seconds / rounds,
         max_iterations=plan.max_iterations,

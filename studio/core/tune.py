@@ -167,6 +167,41 @@ def plan_trials(model: ModelInfo, hardware: HardwareInfo, only: list[Recipe] | N
     return sorted(trials, key=lambda r: _ORDER.get((r.precision, r.mode), 9))
 
 
+def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:
+    """The knobs of the best passing recipe, tried once it is known (INC's "tune the winner" step): thread
+    counts (runtime only: its artifact is reused), and for INT4 larger blocks, for static INT8 twice the
+    calibration samples. Each variant is named for what it changes."""
+    cores = max(1, hardware.cpu.logical_cores)
+    variants: list[Recipe] = []
+
+    def add(suffix: str, description: str, **update: Any) -> None:
+        variants.append(
+            best.model_copy(
+                update={
+                    "name": f"{best.name}-{suffix}",
+                    "description": f"{best.title}, {description}",
+                    **update,
+                }
+            )
+        )
+
+    if best.device == "cpu":
+        counts = sorted({1, max(1, cores // 2), cores} - {best.threads})
+        for count in counts:
+            add(f"t{count}", f"{count} thread{'s' if count > 1 else ''}", threads=count)
+    if best.mode == "weight-only" and best.backend == "ort-int4":
+        for block in (64, 128):
+            if block > best.block_size:
+                add(f"b{block}", f"blocks of {block}", block_size=block)
+        if best.device == "cpu" and best.accuracy_level not in (None, 4):  # None is 4 on CPU already
+            add("acc4", "INT8 compute (accuracy level 4)", accuracy_level=4)
+    if best.mode == "static" and best.calibration is not None and best.calibration.samples < 1024:
+        samples = best.calibration.samples * 2
+        add(f"cal{samples}", f"{samples} calibration samples",
+            calibration=best.calibration.model_copy(update={"samples": samples}))  # fmt: skip
+    return variants
+
+
 def objective_value(result: RecipeResult, objective: Objective) -> float | None:
     """Smaller is better. A causal LM's latency is its decode time per token."""
     if result.decode_tokens_per_s:

@@ -34,7 +34,7 @@ def test_median_over_rounds_and_spread():
 def test_rounds_share_the_plan():
     settings = RunSettings(timing=TimingPlan(warmup=6, min_iterations=20, min_seconds=3.0, rounds=3), decode_rounds=3)
     per_round = round_settings(settings).timing
-    assert (per_round.warmup, per_round.min_iterations, per_round.min_seconds) == (3, 7, 1.0)
+    assert (per_round.warmup, per_round.min_iterations, per_round.min_seconds) == (6, 7, 1.0)
     assert round_settings(settings).decode_rounds == 1
 
 

@@ -147,3 +147,36 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     exported = qstudio("export", str(first_run), "best", "--to", str(tmp_path / "best"), "--json")
     assert exported.returncode == 0, exported.stderr
     assert json.loads(exported.stdout)["recipe"] == best["recipe"]
+
+
+def test_the_winners_knobs_are_refined_and_runtime_knobs_reuse_its_artifact(
+    tiny_classifier: Path, tiny_eval: Path, tiny_calibration: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "tune.json"
+    result = qstudio(
+        "tune", "--model", str(tiny_classifier), "--eval", str(tiny_eval), "--calibration", str(tiny_calibration),
+        "--recipe", "ort-int8-dynamic", "--out", str(tmp_path / "t"), "--json", str(out), *FAST, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    names = [t["recipe"] for t in payload["trials"]]
+    assert names[:2] == ["ort-int8-dynamic", "ort-int8-dynamic-per-tensor"]
+    refined = payload["trials"][2:]
+    winner = refined[0]["recipe"].rpartition("-t")[0]  # the first pass's best, whose knobs were refined
+    cores = os.cpu_count() or 1
+    assert winner in names[:2] and len(refined) == len({1, max(1, cores // 2), cores})
+    assert {t["recipe"] for t in refined} == {f"{winner}-t{n}" for n in {1, max(1, cores // 2), cores}}
+    assert {t["threads"] for t in refined} == {1, max(1, cores // 2), cores}
+    assert all(t["from_cache"] for t in refined)  # threads are a runtime knob: the winner's artifact is reused
+
+
+def test_refinements_per_recipe_kind() -> None:
+    from studio.core.tune import refine_trials
+
+    machine = probe(FakeNvml.missing())
+    hardware = machine.model_copy(update={"cpu": machine.cpu.model_copy(update={"logical_cores": 8})})
+    int4 = {r.name for r in refine_trials(resolve_recipe("ort-int4-weight-only"), hardware)}
+    assert int4 == {f"ort-int4-weight-only-{s}" for s in ("t1", "t4", "t8", "b64", "b128")}
+    static = refine_trials(resolve_recipe("ort-int8-static-minmax"), hardware)
+    calibrated = [r for r in static if r.name.endswith("-cal256")]
+    assert len(calibrated) == 1 and calibrated[0].calibration.samples == 256
