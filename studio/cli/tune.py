@@ -186,7 +186,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
             (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
             state.planned += [r.name for r in refine]
             state.save(folder)
-            stopped = run_trials(refine)
+            # The winner again, in the same run: its refinements are timed in the same rounds as it.
+            winner = parse_recipe(tomllib.loads(state.best.recipe_toml), state.best.name)  # type: ignore[union-attr]
+            stopped = run_trials([winner, *refine])
             capped = args.max_trials is not None and len(state.trials) >= args.max_trials
     if (
         not stopped

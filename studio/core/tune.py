@@ -28,6 +28,9 @@ STATE_FILE = "tune.json"
 EPSILON = 1e-9  # a drop of exactly the allowed points (0.90 -> 0.89 is 1.0000000000000009) still passes
 BEST_FILE = "best.toml"
 REPORT_FILE = "report.html"
+# Trials whose objectives differ by less than this share are a tie, which the earlier trial wins (the
+# built-in before its variants, the winner before its refinements): timing noise does not pick a recipe.
+TIE = 0.03
 
 # Fastest-likely first, as INC's `auto` orders its search: INT8 kernels, then INT4, FP16, FP32 runtimes.
 _ORDER = {("int8", "dynamic"): 0, ("int4", "weight-only"): 1, ("int8", "static"): 2, ("fp16", "none"): 3}
@@ -259,7 +262,9 @@ def _best(ran: list[Trial]) -> Trial | None:
     """The fastest of those meeting the goal, else the closest to it."""
     passing = [t for t in ran if t.meets_goal]
     if passing:
-        return min(passing, key=lambda t: t.objective_value or 0.0)
+        fastest = min(t.objective_value or 0.0 for t in passing)
+        limit = fastest + abs(fastest) * TIE
+        return next(t for t in passing if (t.objective_value or 0.0) <= limit)
     if ran:
         return min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
     return None
