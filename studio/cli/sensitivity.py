@@ -60,7 +60,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from studio.core.paths import cache_dir
     from studio.core.recipe import keep_in_float, resolve_recipe
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     model = open_model(args.model)
     recipe = resolve_recipe(args.recipe)
     availability = assess(recipe, probe(), model.info)

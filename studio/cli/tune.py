@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from studio.cli.run import EXIT_CANCELLED, EXIT_OK, data_request, load_data
 from studio.core.events import Event
@@ -69,7 +70,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from studio.core.recipe import parse_recipe, resolve_recipe
     from studio.core.tune import TuneGoal, TuneState, parse_budget, plan_trials
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     budget = parse_budget(args.budget)
     if args.resume:
         folder = Path(args.resume)
@@ -117,7 +118,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
     started = time.monotonic()
     err.print(f"tune: {len(remaining)} trials to run, state in {folder / 'tune.json'}")
 
+    progress = Progress(
+        TextColumn("{task.description:<60}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
+        TimeElapsedColumn(), console=err, transient=not err.is_terminal, disable=args.quiet,
+    )  # fmt: skip
+    bar = progress.add_task("tune", total=len(state.planned), completed=len(state.trials))
+
+    def show(doing: str) -> None:
+        best = state.best.name if state.best else "-"
+        left = (
+            ""
+            if budget is None
+            else f" · {max(0.0, budget - (time.monotonic() - started)) / 60:.1f} min left"
+        )
+        progress.update(
+            bar,
+            description=f"{doing[:28]:<28} best {best[:20]}{left}",
+            completed=len(state.trials),
+            total=len(state.planned),
+        )
+
     def listen(event: Event) -> None:
+        if event.kind in ("stage", "progress") and event.recipe:
+            show(f"{event.recipe}: {event.stage}")
         if event.kind != "result" or not event.data:
             return
         if engine.run_id is not None and engine.run_id not in state.run_ids:
@@ -136,6 +159,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1])}"
                 f"; best so far {best.name if best else '-'}{left}"
             )
+        show(event.recipe)
         # The interleaved timing rounds after the last trial take about one timing per trial: reserved.
         reserve = (len(state.trials) + 1) * (settings.timing.min_seconds + 1.0)
         if budget is not None and time.monotonic() - started > budget - reserve:
@@ -173,37 +197,38 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return False
 
     falling_back = any("-keep" in r.name for r in remaining)
-    stopped = run_trials(remaining) if remaining else False
-    capped = args.max_trials is not None and len(state.trials) >= args.max_trials
-    if not stopped and not state.stopped_by and not capped and not request.get("refined"):
-        refine = _refine_trials(state)
-        if refine:
-            err.print(
-                f"refining {state.best.name if state.best else ''}: {', '.join(r.name for r in refine)}"
-            )
-            request["refined"] = True
-            request["tune_trials"] += [r.to_toml() for r in refine]
-            (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
-            state.planned += [r.name for r in refine]
-            state.save(folder)
-            # The winner again, in the same run: its refinements are timed in the same rounds as it.
-            winner = parse_recipe(tomllib.loads(state.best.recipe_toml), state.best.name)  # type: ignore[union-attr]
-            stopped = run_trials([winner, *refine])
-            capped = args.max_trials is not None and len(state.trials) >= args.max_trials
-    if (
-        not stopped
-        and not state.stopped_by
-        and not capped
-        and (state.best is None or not state.best.meets_goal)
-    ):
-        fallback = _fallback_trials(state, model, data, calibration, err)
-        if fallback:
-            request["tune_trials"] += [r.to_toml() for r in fallback]
-            (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
-            state.planned += [r.name for r in fallback]
-            state.save(folder)
-            falling_back = True
-            stopped = run_trials(fallback)
+    with progress:  # stopped on any exit, an exception included
+        stopped = run_trials(remaining) if remaining else False
+        capped = args.max_trials is not None and len(state.trials) >= args.max_trials
+        if not stopped and not state.stopped_by and not capped and not request.get("refined"):
+            refine = _refine_trials(state)
+            if refine:
+                err.print(
+                    f"refining {state.best.name if state.best else ''}: {', '.join(r.name for r in refine)}"
+                )
+                request["refined"] = True
+                request["tune_trials"] += [r.to_toml() for r in refine]
+                (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+                state.planned += [r.name for r in refine]
+                state.save(folder)
+                # The winner again, in the same run: its refinements are timed in the same rounds as it.
+                winner = parse_recipe(tomllib.loads(state.best.recipe_toml), state.best.name)  # type: ignore[union-attr]
+                stopped = run_trials([winner, *refine])
+                capped = args.max_trials is not None and len(state.trials) >= args.max_trials
+        if (
+            not stopped
+            and not state.stopped_by
+            and not capped
+            and (state.best is None or not state.best.meets_goal)
+        ):
+            fallback = _fallback_trials(state, model, data, calibration, err)
+            if fallback:
+                request["tune_trials"] += [r.to_toml() for r in fallback]
+                (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+                state.planned += [r.name for r in fallback]
+                state.save(folder)
+                falling_back = True
+                stopped = run_trials(fallback)
     if falling_back and state.best is not None and state.best.meets_goal:  # the steps after it are moot
         state.planned = [n for n in state.planned if n in state.done() or "-keep" not in n]
     state.stopped_by = state.stopped_by or ("max-trials" if len(state.trials) < len(state.planned) else "")

@@ -258,7 +258,9 @@ class RunEngine:
         stage = "start"
         outcome: _WorkerOutcome | None = None
         cancelled = False
-        with ResourceSampler(process.pid, job.recipe.name, listener, gpu, self.sample_interval) as sampler:
+        # The timing rounds' worker holds every recipe: its memory is its own curve, not the reference's.
+        label = "interleaved timing" if job.timing else job.recipe.name
+        with ResourceSampler(process.pid, label, listener, gpu, self.sample_interval) as sampler:
             for event in self._stream(process):
                 if self._should_stop(job.recipe.name) and not cancelled:
                     cancelled = True

@@ -49,6 +49,7 @@ def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
     cells = (
         escape(trial.name),
         trial.status,
+        str(r.get("threads") or "default"),
         _cell(_p50(r), ".2f"),
         _cell(r.get("speedup_vs_reference"), ".2f", "×"),
         _cell(r.get("latency_spread"), ".0%"),
@@ -106,7 +107,7 @@ def tune_html(state: TuneState) -> str:
         else ""
     )
     best_toml = f"<h2>best.toml</h2><pre>{escape(state.best.recipe_toml)}</pre>" if state.best else ""
-    headers = ("trial", "status", "p50 ms", "× FP32", "rounds differ", "agreement", "accuracy drop (points)", "KL",
+    headers = ("trial", "status", "threads", "p50 ms", "× FP32", "rounds differ", "agreement", "accuracy drop (points)", "KL",
                "size MB", "goal")  # fmt: skip
     table = (
         "<table><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
@@ -119,7 +120,8 @@ def tune_html(state: TuneState) -> str:
 <p>{len(state.trials)} of {len(state.planned)} trials, {status}; runs {", ".join(map(str, state.run_ids)) or "–"}.
 Goal: at most {goal.max_accuracy_drop:g} accuracy points below FP32, top-1 agreement at least {goal.min_agreement:.1%}
 (causal LMs: perplexity rise at most {goal.max_perplexity_rise:.0%}); optimising {goal.objective}.
-Speed figures are the median of interleaved timing rounds with the reference.</p>
+Speed figures are the median of interleaved timing rounds with the reference; a speed-up is against the
+reference at the same threads, batch and length.</p>
 <h2>Best, beside the best built-in recipe</h2>
 {_side_by_side(state)}
 {export}

@@ -35,6 +35,14 @@ LM_TITLES: tuple[tuple[str, Axis, Axis], ...] = (
 )
 
 
+TICK_CHARS = 26  # a longer recipe name would widen the axis past the chart's cell
+
+
+def tick_label(name: str) -> str:
+    """A recipe name as an axis label: its end kept (where variants differ), the start elided."""
+    return name if len(name) <= TICK_CHARS else "…" + name[-(TICK_CHARS - 1) :]
+
+
 class Series:
     """A growing (time, value) buffer for one curve."""
 
@@ -194,7 +202,7 @@ class ChartsPanel(QWidget):
         self.scatter_item = item
 
     def _redraw_latency(self, measured: list[RecipeResult]) -> None:
-        ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]
+        ticks = [[(i, tick_label(r.recipe)) for i, r in enumerate(measured)]]
         y = np.arange(len(measured), dtype=float)
         p50 = np.array([r.latency_ms.p50 for r in measured if r.latency_ms])
         p90 = np.array([r.latency_ms.p90 for r in measured if r.latency_ms])
@@ -214,7 +222,7 @@ class ChartsPanel(QWidget):
         self.quality.clear()
         if not measured:
             return
-        ticks = [[(i, r.recipe) for i, r in enumerate(measured)]]
+        ticks = [[(i, tick_label(r.recipe)) for i, r in enumerate(measured)]]
         y = np.arange(len(measured), dtype=float)
         accuracy = np.array([(r.accuracy or 0) * 100 for r in measured])
         agreement = np.array([(r.top1_agreement or 0) * 100 for r in measured])

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from studio.core.results import RecipeResult
+from studio.gui.qt_charts import tick_label
 
 FLAGGED = "#dc3912"
 
@@ -19,7 +20,7 @@ def _suspect(r: RecipeResult) -> bool:
 
 
 def _ticks(plot: pg.PlotWidget, measured: list[RecipeResult]) -> np.ndarray:
-    plot.getAxis("left").setTicks([[(i, r.recipe) for i, r in enumerate(measured)]])
+    plot.getAxis("left").setTicks([[(i, tick_label(r.recipe)) for i, r in enumerate(measured)]])
     return np.arange(len(measured), dtype=float)
 
 

@@ -84,12 +84,11 @@ class SensitivityPanel(QWidget):
         )
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(
-            title="KL divergence from FP32 when this node alone is quantized (worst on top)"
-        )
+        self.plot = pg.PlotWidget(title="KL from FP32, each node alone quantized (worst on top)")
         self.plot.setBackground("w")
         self.plot.showGrid(x=True, alpha=0.25)
         self.plot.setLabel("bottom", "KL(FP32 ‖ quantized)")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # KLs of 0.01 read as such, not as 10 m
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -194,8 +193,10 @@ class SensitivityPanel(QWidget):
             y = list(range(len(shown)))[::-1]  # the worst at the top
             self.bars = pg.BarGraphItem(x0=0, y=y, height=0.7, width=kl, brush="#d62728")
             self.plot.addItem(self.bars)
-            ticks = [(y[i], e["name"][-48:]) for i, e in enumerate(shown)]
+            ticks = [(y[i], e["name"][-44:]) for i, e in enumerate(shown)]
             self.plot.getAxis("left").setTicks([ticks])
+            self.plot.setXRange(0, max(kl) * 1.05 or 1.0, padding=0)
+            self.plot.setYRange(-0.6, len(shown) - 0.4, padding=0)
         self.table.setRowCount(len(entries))
         for row, e in enumerate(entries):
             sqnr = e.get("sqnr_db")

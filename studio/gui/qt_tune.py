@@ -89,9 +89,7 @@ class TunePanel(QWidget):
         )
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(
-            title="Trials: latency against agreement (● meets the goal, ○ misses, ★ best)"
-        )
+        self.plot = pg.PlotWidget(title="Trials (● meets the goal, ○ misses, ★ best, ■ FP32)")
         self.plot.setBackground("w")
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "latency p50", units="ms")
@@ -109,7 +107,7 @@ class TunePanel(QWidget):
         split = QSplitter()
         split.addWidget(self.plot)
         split.addWidget(self.table)
-        split.setSizes([600, 600])
+        split.setSizes([700, 500])
         layout = QVBoxLayout(self)
         layout.addWidget(top)
         layout.addWidget(split, 1)
@@ -242,12 +240,22 @@ class TunePanel(QWidget):
                     pos=reference_p50, angle=90, pen=pg.mkPen("#000000", style=pg.QtCore.Qt.PenStyle.DotLine)
                 )
             )
-        self.scatter = pg.ScatterPlotItem(spots=spots, hoverable=True)
+        self.scatter = pg.ScatterPlotItem(
+            spots=spots, hoverable=True, tip=lambda x, y, data: f"{data}: {x:.2f} ms, {y:.1f}%"
+        )
         self.plot.addItem(self.scatter)
-        for spot in spots:
-            label = pg.TextItem(str(spot["data"]), color="#333333", anchor=(0, 1))
-            label.setPos(*spot["pos"])
-            self.plot.addItem(label)
+        if spots:  # explicit ranges: labels are not part of the auto-range, and points sit at its edge
+            xs = [s["pos"][0] for s in spots]
+            ys = [s["pos"][1] for s in spots]
+            span = max(xs) - min(xs) or max(xs) or 1.0
+            self.plot.setXRange(min(xs) - 0.08 * span, max(xs) + 0.35 * span, padding=0)
+            self.plot.setYRange(min(ys) - 0.5, 100.4, padding=0)
+        pareto = set(self.payload.get("pareto") or [])
+        for spot in spots:  # named: the best, the Pareto front and the reference; the rest on hover
+            if spot["data"] == best or spot["data"] in pareto or spot["data"] == "FP32 reference":
+                label = pg.TextItem(str(spot["data"]), color="#333333", anchor=(0, 1))
+                label.setPos(*spot["pos"])
+                self.plot.addItem(label)
 
     def _fill(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
         self.table.setRowCount(len(trials))

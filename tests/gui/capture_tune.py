@@ -73,7 +73,7 @@ def main() -> int:
         window.export_recipe(best)
 
     def exported() -> None:
-        shot("tune-export.png")
+        shot("tune-export.png", window.export_box)  # the verdicts' message box
         print(f"export: {window.status.text()}", flush=True)
         if window.export_box is not None:
             window.export_box.close()
