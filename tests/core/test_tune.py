@@ -135,8 +135,7 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     out = tmp_path / "tune.json"
     result = qstudio(
         "tune", "--model", str(model), "--eval", str(tiny_eval), "--calibration", str(tiny_calibration),
-        "--recipe", "ort-int8-static-minmax", "--out", str(tmp_path / "t"), "--json", str(out), *FAST[:-1], "2",
-        "--quiet",
+        "--recipe", "ort-int8-static-minmax", "--out", str(tmp_path / "t"), "--json", str(out), *FAST, "--quiet",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(out.read_text())
@@ -149,8 +148,6 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     assert payload["best_builtin"]["recipe"] == "ort-int8-static-minmax"  # the closest of the built-ins
     report = (tmp_path / "t" / "report.html").read_text()
     assert "<svg" in report and f"qstudio export {best['run_id']} best" in report and best["recipe"] in report
-    # Decisions rest on the interleaved timing of each engine run (search, then fallback).
-    assert all(t["timing_rounds"] == 2 for t in payload["trials"] if t["status"] == "ok")
     first_run = payload["state"]["run_ids"][0]
     assert best["run_id"] != first_run  # the fallback ran as its own run
     exported = qstudio("export", str(first_run), "best", "--to", str(tmp_path / "best"), "--json")
