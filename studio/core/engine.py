@@ -424,28 +424,36 @@ class RunEngine:
             result = bare_result(recipe, "unavailable", availability.reason)
             result.reference = position == 0
             return result
-        job = WorkerJob(
-            model=queue_.model_ref,
-            recipe=recipe,
+        job = self._job(
+            queue_,
+            recipe,
             is_reference=position == 0,
-            data=queue_.data,
-            calibration=queue_.calibration,
-            settings=queue_.settings,
-            hardware=queue_.hardware,
-            cache_root=str(self.cache.root),
-            run_dir=queue_.run_dir,
             reference_outputs=queue_.reference.get("reference_outputs"),
             reference_timings=queue_.reference.get("reference_timings", {}),
             extra_shapes=queue_.shapes if position == 0 else [],
-            memory_limit_bytes=self.memory_limit_bytes,
-            test_backends=self.test_backends,
-            import_paths=self.import_paths,
         )
         outcome = self.run_worker(job, queue_.listener, queue_.gpu)
         if position == 0 and outcome.result.ok:
             queue_.reference["reference_outputs"] = outcome.data.get("reference_outputs")
             queue_.reference["reference_timings"] = outcome.data.get("reference_timings", {})
         return outcome.result
+
+    def _job(self, queue_: _Queue, recipe: Recipe, **fields: Any) -> WorkerJob:
+        """A worker job on this run's model, data, settings and cache; `fields` say what it does."""
+        return WorkerJob(
+            model=queue_.model_ref,
+            recipe=recipe,
+            data=queue_.data,
+            calibration=queue_.calibration,
+            settings=queue_.settings,
+            hardware=queue_.hardware,
+            cache_root=str(self.cache.root),
+            run_dir=queue_.run_dir,
+            memory_limit_bytes=self.memory_limit_bytes,
+            test_backends=self.test_backends,
+            import_paths=self.import_paths,
+            **fields,
+        )
 
     # -- interleaved timing ---------------------------------------------------------------------------
     def _interleave(self, queue_: _Queue, recipes: list[Recipe], run: RunResult) -> None:
@@ -476,22 +484,7 @@ class RunEngine:
             timing.setdefault(key, shaped)
             timing[recipe.name] = recipe
             speed_of[recipe.name] = key
-        job = WorkerJob(
-            model=queue_.model_ref,
-            recipe=reference,
-            is_reference=False,
-            data=queue_.data,
-            calibration=queue_.calibration,
-            settings=queue_.settings,
-            hardware=queue_.hardware,
-            cache_root=str(self.cache.root),
-            run_dir=queue_.run_dir,
-            memory_limit_bytes=self.memory_limit_bytes,
-            timing=timing,
-            speed_of=speed_of,
-            test_backends=self.test_backends,
-            import_paths=self.import_paths,
-        )
+        job = self._job(queue_, reference, is_reference=False, timing=timing, speed_of=speed_of)
         queue_.listener(Event(kind="stage", recipe=reference.name, stage="interleaved timing"))
         outcome = self.run_worker(job, queue_.listener, queue_.gpu)
         speeds = outcome.data.get("speeds")

@@ -59,7 +59,7 @@ class Series:
         self.n += 1
 
 
-def _plot(title: str, left: tuple[str, str], bottom: tuple[str, str]) -> pg.PlotWidget:
+def make_plot(title: str, left: tuple[str, str], bottom: tuple[str, str]) -> pg.PlotWidget:
     plot = pg.PlotWidget(title=title)
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)
@@ -71,15 +71,15 @@ def _plot(title: str, left: tuple[str, str], bottom: tuple[str, str]) -> pg.Plot
 class ChartsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.memory = _plot(
+        self.memory = make_plot(
             "Memory per recipe (RSS solid, GPU dashed)", ("memory", "B"), ("time since recipe start", "s")
         )
         self.memory.addLegend(offset=(10, 10))
         self.memory.setDownsampling(mode="peak")
         self.memory.setClipToView(True)
-        self.latency = _plot("", ("", ""), ("", ""))
-        self.quality = _plot("", ("", ""), ("", ""))
-        self.scatter = _plot("", ("", ""), ("", ""))
+        self.latency = make_plot("", ("", ""), ("", ""))
+        self.quality = make_plot("", ("", ""), ("", ""))
+        self.scatter = make_plot("", ("", ""), ("", ""))
         self.task = ""
         grid = QGridLayout(self)
         grid.addWidget(self.memory, 0, 0)

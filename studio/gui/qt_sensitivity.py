@@ -23,15 +23,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QSplitter,
-    QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from studio.backends.sensitivity import SUPPORTED
 from studio.core.recipe import Recipe, keep_in_float
+from studio.gui.qt_analysis import lay_out, results_table
+from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
 from studio.gui.qt_state import StudioState
 
@@ -84,27 +83,12 @@ class SensitivityPanel(QWidget):
         )
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(title="KL from FP32, each node alone quantized (worst on top)")
-        self.plot.setBackground("w")
-        self.plot.showGrid(x=True, alpha=0.25)
-        self.plot.setLabel("bottom", "KL(FP32 ‖ quantized)")
+        self.plot = make_plot(
+            "KL from FP32, each node alone quantized (worst on top)", ("", ""), ("KL(FP32 ‖ quantized)", "")
+        )
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # KLs of 0.01 read as such, not as 10 m
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.verticalHeader().setVisible(False)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.addLayout(form)
-        top_layout.addLayout(buttons)
-        top_layout.addWidget(self.status)
-        split = QSplitter()
-        split.addWidget(self.plot)
-        split.addWidget(self.table)
-        split.setSizes([700, 500])
-        layout = QVBoxLayout(self)
-        layout.addWidget(top)
-        layout.addWidget(split, 1)
+        self.table = results_table(HEADERS)
+        lay_out(self, form, buttons, self.status, self.plot, self.table)
         state.modelChanged.connect(lambda _: self.refresh_recipes())
         state.recipesChanged.connect(self.refresh_recipes)
         self.refresh_recipes()

@@ -24,14 +24,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QSplitter,
-    QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from studio.core.paths import data_dir
+from studio.gui.qt_analysis import lay_out, results_table
+from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
 from studio.gui.qt_state import StudioState
 
@@ -89,28 +88,13 @@ class TunePanel(QWidget):
         )
         self.status.setWordWrap(True)
 
-        self.plot = pg.PlotWidget(title="Trials (● meets the goal, ○ misses, ★ best, ■ FP32)")
-        self.plot.setBackground("w")
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", "latency p50", units="ms")
-        self.plot.setLabel("left", "agreement with FP32", units="%")
-        self.table = QTableWidget(0, len(HEADERS))
-        self.table.setHorizontalHeaderLabels(HEADERS)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.verticalHeader().setVisible(False)
-
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.addLayout(form)
-        top_layout.addLayout(buttons)
-        top_layout.addWidget(self.status)
-        split = QSplitter()
-        split.addWidget(self.plot)
-        split.addWidget(self.table)
-        split.setSizes([700, 500])
-        layout = QVBoxLayout(self)
-        layout.addWidget(top)
-        layout.addWidget(split, 1)
+        self.plot = make_plot(
+            "Trials (● meets the goal, ○ misses, ★ best, ■ FP32)",
+            ("agreement with FP32", "%"),
+            ("latency p50", "ms"),
+        )
+        self.table = results_table(HEADERS)
+        lay_out(self, form, buttons, self.status, self.plot, self.table)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
