@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from studio.cli.run import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
+from studio.cli.run import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, add_measure_options
 from studio.core.errors import StudioError
 
 
@@ -139,12 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="labelled texts (.csv/.jsonl); for a causal LM a .txt of passages (blank-line separated) or a "
         "text column; default: the demo's evaluation set",
     )
-    run.add_argument(
-        "--prompts",
-        metavar="FILE",
-        help="causal LMs: one prompt per line for the side-by-side top-k and continuations "
-        "(default: the first sentences of the --eval passages)",
-    )
     run.add_argument("--text-column", default="text")
     run.add_argument(
         "--pair-column",
@@ -160,21 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, default=0.90, help="flag top-1 agreement with FP32 below this (0.90)"
     )
     run.add_argument("--top-k", type=int, default=5)
-    run.add_argument("--warmup", type=int, default=5)
-    run.add_argument("--iterations", type=int, default=20, help="minimum timed calls per recipe")
-    run.add_argument("--seconds", type=float, default=2.0, help="minimum timing seconds per recipe")
-    run.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="interleaved timing rounds after evaluation (speed-ups side by side); 0: each recipe's own timing",
-    )
-    run.add_argument("--new-tokens", type=int, default=32, help="causal LMs: greedy continuation length")
-    run.add_argument(
-        "--decode-tokens", type=int, default=128, help="causal LMs: tokens per timed decode round"
-    )
-    run.add_argument("--decode-rounds", type=int, default=3, help="causal LMs: timed decode rounds")
-    run.add_argument("--prompt-limit", type=int, default=0, help="causal LMs: use only the first N prompts")
+    add_measure_options(run)
     rerun = commands.add_parser("rerun", help="repeat a recorded run (same model, recipes, data, settings)")
     rerun.add_argument("run", type=int)
     for command in (run, rerun):

@@ -174,9 +174,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:  # by default every built-in recipe for this kind of model that this machine can run
         hardware = probe()
         recipes = [r for r in builtin_recipes(model.info.task) if assess(r, hardware, model.info).available]
-    settings = RunSettings(
-        agreement_threshold=args.threshold,
-        top_k=args.top_k,
+    settings = measure_settings(args, agreement_threshold=args.threshold, top_k=args.top_k)
+    request = data_request(args, model, settings) | {"recipes": [r.to_toml() for r in recipes]}
+    return execute(request, recipes, args)
+
+
+def add_measure_options(command: argparse.ArgumentParser) -> None:
+    """How recipes are timed (and, for causal LMs, prompted and decoded): `run` and `tune` alike."""
+    command.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="causal LMs: one prompt per line for the side-by-side top-k and continuations "
+        "(default: the first sentences of the --eval passages)",
+    )
+    command.add_argument("--warmup", type=int, default=5)
+    command.add_argument("--iterations", type=int, default=20, help="minimum timed calls per recipe")
+    command.add_argument("--seconds", type=float, default=2.0, help="minimum timing seconds per recipe")
+    command.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved timing rounds after evaluation (speed-ups side by side); 0: each recipe's own timing",
+    )
+    command.add_argument("--new-tokens", type=int, default=32, help="causal LMs: greedy continuation length")
+    command.add_argument(
+        "--decode-tokens", type=int, default=128, help="causal LMs: tokens per timed decode round"
+    )
+    command.add_argument("--decode-rounds", type=int, default=3, help="causal LMs: timed decode rounds")
+    command.add_argument(
+        "--prompt-limit", type=int, default=0, help="causal LMs: use only the first N prompts"
+    )
+
+
+def measure_settings(args: argparse.Namespace, **fields: Any) -> RunSettings:
+    """The RunSettings of `add_measure_options`' flags (and `fields`)."""
+    return RunSettings(
         timing=TimingPlan(
             warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds, rounds=args.rounds
         ),
@@ -184,12 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         decode_tokens=args.decode_tokens,
         decode_rounds=args.decode_rounds,
         prompt_limit=args.prompt_limit,
+        **fields,
     )
-    request = data_request(args, model, settings) | {
-        "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
-        "recipes": [r.to_toml() for r in recipes],
-    }
-    return execute(request, recipes, args)
 
 
 def data_request(args: argparse.Namespace, model: Any, settings: RunSettings) -> dict[str, Any]:
@@ -206,6 +234,7 @@ def data_request(args: argparse.Namespace, model: Any, settings: RunSettings) ->
         "label_column": args.label_column,
         "calibration": str(Path(args.calibration).resolve()) if args.calibration else None,
         "limit": getattr(args, "limit", 0),
+        "prompts": str(Path(args.prompts).resolve()) if getattr(args, "prompts", None) else None,
         "settings": settings.model_dump(mode="json"),
     }
 

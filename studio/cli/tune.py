@@ -13,9 +13,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from studio.cli.run import EXIT_CANCELLED, EXIT_OK, data_request, load_data
+from studio.cli.run import (
+    EXIT_CANCELLED,
+    EXIT_OK,
+    add_measure_options,
+    data_request,
+    load_data,
+    measure_settings,
+)
 from studio.core.events import Event
-from studio.core.measure import TimingPlan
 from studio.core.settings import RunSettings
 
 REQUEST_FILE = "request.json"
@@ -53,10 +59,7 @@ def add_tune_command(commands: Any) -> None:
     command.add_argument("--out", metavar="DIR", help="where tune.json, best.toml and request.json go")
     command.add_argument("--resume", metavar="DIR", help="continue a stopped or killed tune in DIR")
     command.add_argument("--json", metavar="FILE", help="also write the state to FILE after every trial")
-    command.add_argument("--warmup", type=int, default=5)
-    command.add_argument("--iterations", type=int, default=20)
-    command.add_argument("--seconds", type=float, default=2.0)
-    command.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (0: none)")
+    add_measure_options(command)
     command.add_argument("--quiet", action="store_true")
     command.set_defaults(func=cmd_tune)
 
@@ -85,10 +88,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise StudioError(
                 f"{folder} holds a tune already", f"resume it with --resume {folder}, or pick --out"
             )
-        timing = TimingPlan(
-            warmup=args.warmup, min_iterations=args.iterations, min_seconds=args.seconds, rounds=args.rounds
-        )
-        request = data_request(args, model, RunSettings(timing=timing))
+        request = data_request(args, model, measure_settings(args))
         language = model.info.task == "text-generation"
         goal = TuneGoal(
             max_accuracy_drop=args.max_accuracy_drop,

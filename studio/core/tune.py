@@ -172,8 +172,9 @@ def plan_trials(model: ModelInfo, hardware: HardwareInfo, only: list[Recipe] | N
 
 def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:
     """The knobs of the best passing recipe, tried once it is known (INC's "tune the winner" step): thread
-    counts (runtime only: its artifact is reused), and for INT4 larger blocks, for static INT8 twice the
-    calibration samples. Each variant is named for what it changes."""
+    counts (runtime only: its artifact is reused), graph fusion off for ONNX Runtime recipes, for INT4
+    larger blocks, for static INT8 twice the calibration samples. Each variant is named for what it
+    changes."""
     cores = max(1, hardware.cpu.logical_cores)
     variants: list[Recipe] = []
 
@@ -192,6 +193,9 @@ def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:
         counts = sorted({1, max(1, cores // 2), cores} - {best.threads})
         for count in counts:
             add(f"t{count}", f"{count} thread{'s' if count > 1 else ''}", threads=count)
+    encoder = "text-generation" not in best.tasks  # an LLM graph is fused by ORT at load time, not offline
+    if best.backend.startswith("ort-") and best.optimize_graph and encoder:  # fusion can cost accuracy
+        add("unfused", "graph not fused", optimize_graph=False)
     if best.mode == "weight-only" and best.backend == "ort-int4":
         for block in (64, 128):
             if block > best.block_size:

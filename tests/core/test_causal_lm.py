@@ -312,3 +312,26 @@ def test_prompt_limit_applies_to_the_inputs_and_every_table(tiny_llama, tiny_pas
     limited = FAST.model_copy(update={"prompt_limit": 2})
     run = run_lm(tiny_llama, tiny_passages, tiny_prompts, [], hardware, limited)
     assert len(run.inputs) == 2 and len(run.results[0].topk) == 2 and len(run.results[0].continuations) == 2
+
+
+def test_a_causal_lm_tune_judges_same_top1_and_perplexity_on_interleaved_timing(
+    tiny_gpt2, tiny_passages, tiny_prompts, tmp_path
+) -> None:
+    from tests.core.test_cli import qstudio
+
+    out = tmp_path / "tune.json"
+    result = qstudio(
+        "tune", "--model", str(tiny_gpt2), "--eval", str(tiny_passages), "--prompts", str(tiny_prompts),
+        "--recipe", "llm-ort-int8-dynamic", "--max-trials", "1", "--out", str(tmp_path / "t"), "--json", str(out),
+        *LM_FAST, "--rounds", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(out.read_text())
+    assert payload["goal"]["min_agreement"] == 0.90  # same top-1 for a causal LM
+    (trial,) = payload["trials"]
+    assert trial["recipe"] == "llm-ort-int8-dynamic" and trial["status"] == "ok"
+    assert trial["perplexity"] and trial["decode_tokens_per_s"] and trial["timing_rounds"] == 2
+    rise = trial["perplexity"] / payload["state"]["reference"]["perplexity"] - 1
+    passes = trial["top1_agreement"] >= 0.90 and rise <= 0.10
+    assert trial["meets_goal"] == passes and set(trial["shortfall"]) <= {"agreement_points", "perplexity_points"}
+    assert trial["objective_value"] == pytest.approx(1000 / trial["decode_tokens_per_s"])  # ms per token

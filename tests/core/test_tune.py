@@ -171,11 +171,14 @@ def test_the_winners_knobs_are_refined_and_runtime_knobs_reuse_its_artifact(
     winner = names[1]  # re-measured first in the refining run, so its variants share its timing rounds
     cores = os.cpu_count() or 1
     counts = {1, max(1, cores // 2), cores}
-    assert {t["recipe"] for t in refined} == {f"{winner}-t{n}" for n in counts}
-    assert {t["threads"] for t in refined} == counts
+    threads = [t for t in refined if not t["recipe"].endswith("-unfused")]
+    assert {t["recipe"] for t in refined} == {f"{winner}-t{n}" for n in counts} | {f"{winner}-unfused"}
+    assert {t["threads"] for t in threads} == counts
     assert len(set(payload["state"]["run_ids"])) == 2
     assert payload["trials"][1]["run_id"] == refined[0]["run_id"] == payload["state"]["run_ids"][1]
-    assert all(t["from_cache"] for t in refined)  # threads are a runtime knob: the winner's artifact is reused
+    assert all(t["from_cache"] for t in threads)  # threads are a runtime knob: the winner's artifact is reused
+    unfused = next(t for t in refined if t["recipe"].endswith("-unfused"))
+    assert not unfused["from_cache"] and "optimize_graph = false" in unfused["recipe_toml"]
 
 
 def test_refinements_per_recipe_kind() -> None:
@@ -184,7 +187,7 @@ def test_refinements_per_recipe_kind() -> None:
     machine = probe(FakeNvml.missing())
     hardware = machine.model_copy(update={"cpu": machine.cpu.model_copy(update={"logical_cores": 8})})
     int4 = {r.name for r in refine_trials(resolve_recipe("ort-int4-weight-only"), hardware)}
-    assert int4 == {f"ort-int4-weight-only-{s}" for s in ("t1", "t4", "t8", "b64", "b128")}
+    assert int4 == {f"ort-int4-weight-only-{s}" for s in ("t1", "t4", "t8", "unfused", "b64", "b128")}
     static = refine_trials(resolve_recipe("ort-int8-static-minmax"), hardware)
     calibrated = [r for r in static if r.name.endswith("-cal256")]
     assert len(calibrated) == 1 and calibrated[0].calibration.samples == 256
