@@ -6,6 +6,11 @@ and the agreement when that node alone is kept in float (everything else quantiz
 with the recipe's own backend through `exclude_nodes`, so what is measured is what the recipe would
 ship; artifacts are cached like any other. For static INT8 the activation SQNR at each node of the
 fully quantized graph comes from ONNX Runtime's `qdq_loss_debug`.
+
+A causal LM is measured on its next-token distributions (every position of the first windows of the
+sample's token stream): KL is the mean KL over positions, agreement the share of positions with the same
+top-1. Its output projection is left out (the recipes keep it in float unless `quantize_lm_head`), and
+`nodes=False` ranks transformer layers only (two builds per layer instead of two per matrix product).
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from studio.backends.base import BuildContext
-from studio.backends.onnx_graphs import OrtPredictor, index_path_nodes, open_session, source_graph
+from studio.backends.onnx_graphs import (
+    OrtPredictor,
+    index_path_nodes,
+    lm_head_nodes,
+    open_session,
+    source_graph,
+)
 from studio.core.cache import ArtifactCache
 from studio.core.catalogue import get_spec
 from studio.core.dataset import TextSet
@@ -33,6 +44,7 @@ from studio.core.types import Precision
 SUPPORTED = ("ort-int8-static", "ort-int8-dynamic", "ort-int4")
 PRODUCTS = ("MatMul", "Gemm")
 SQNR_SAMPLE = 8  # inputs for the SQNR pass, which keeps every activation of both graphs in memory
+LM_WINDOWS, LM_WINDOW = 2, 128  # a causal LM's sample: full-vocabulary logits at every position
 _LAYER = re.compile(r"layers?[./_](\d+)")
 
 Report = Callable[[str, int, int], None]
@@ -72,7 +84,10 @@ class SensitivityReport:
     groups: list[Sensitivity] = field(default_factory=list)  # transformer layers, worst first
 
     def worst_nodes(self, count: int) -> list[str]:
-        return [entry.name for entry in self.layers[:count]]
+        """The `count` most sensitive nodes; ranked by layer only, every node of the `count` worst layers."""
+        if self.layers:
+            return [entry.name for entry in self.layers[:count]]
+        return [node for entry in self.groups[:count] for node in entry.nodes]
 
 
 def layer_of(node: str) -> str:
@@ -104,6 +119,29 @@ class _Outputs:
         return self.measurer.outputs(predictor, recipe)
 
 
+class _NextTokens:
+    """A causal LM's next-token logits at every position of the first windows of the sample's stream."""
+
+    def __init__(self, model: Model, sample: TextSet) -> None:
+        from studio.core.kinds.causal_lm import token_stream, windows
+
+        blocks, _ = windows(token_stream(model.tokenizer, sample.texts), LM_WINDOW)
+        self.blocks = blocks[:LM_WINDOWS]
+
+    def __call__(self, predictor: Any, recipe: Recipe) -> np.ndarray:
+        rows = [np.asarray(predictor.logits(block[None, :]))[0] for block in self.blocks]
+        return np.concatenate(rows).astype(np.float32)
+
+
+def _float_predictor(model: Model, graph: Path, recipe: Recipe) -> Any:
+    session = open_session(graph, "cpu", recipe.threads)
+    if model.is_causal_lm:
+        from studio.backends.ort_lm import OrtCausalLM
+
+        return OrtCausalLM(session)
+    return OrtPredictor(session, model.info.output_name)
+
+
 def analyse(
     model: Model,
     recipe: Recipe,
@@ -113,6 +151,7 @@ def analyse(
     precision: Precision,
     report: Report = lambda stage, done, total: None,
     groups: bool = True,
+    nodes: bool = True,
 ) -> SensitivityReport:
     """Rank the recipe's quantizable nodes (and layers) by the error each causes; see the module doc."""
     if recipe.backend not in SUPPORTED:
@@ -120,10 +159,11 @@ def analyse(
             f"sensitivity covers {', '.join(SUPPORTED)} recipes; {recipe.name} uses {recipe.backend}",
             "pick an ONNX Runtime INT8 or INT4 recipe",
         )
-    if model.info.task != "text-classification":
+    if model.info.task not in ("text-classification", "text-generation"):
         raise StudioError(
-            "sensitivity ranks by output KL and agreement, which need a classifier's labels",
-            "open a text classifier (encoders and language models are not covered yet)",
+            "sensitivity ranks by output KL and agreement, which need a classifier's labels or a causal "
+            "LM's next tokens",
+            "open a text classifier or a causal language model (plain encoders are not covered)",
         )
     spec = get_spec(recipe.backend)
     backend = spec.load()
@@ -131,17 +171,21 @@ def analyse(
     def context(variant: Recipe) -> BuildContext:
         return BuildContext(model, variant, cache, precision, calibration.texts, calibration.pairs)
 
-    outputs = _Outputs(model, sample)
+    outputs: Callable[[Any, Recipe], np.ndarray] = (
+        _NextTokens(model, sample) if model.is_causal_lm else _Outputs(model, sample)
+    )
     base = context(recipe)
     float_graph = source_graph(base)
-    reference = outputs(
-        OrtPredictor(open_session(float_graph, "cpu", recipe.threads), model.info.output_name), recipe
-    )
-    nodes = quantizable_nodes(float_graph)
-    if not nodes:
+    reference = outputs(_float_predictor(model, float_graph, recipe), recipe)
+    products = quantizable_nodes(float_graph)
+    if model.is_causal_lm and not recipe.quantize_lm_head:  # the recipe leaves it in float anyway
+        head = set(lm_head_nodes(float_graph))
+        products = [(name, op) for name, op in products if name not in head]
+    if not products:
         raise StudioError(f"{float_graph.name} has no MatMul or Gemm to quantize", "check the exported graph")
-    names = [name for name, _ in nodes]
-    steps = len(nodes) * 2 + (len({layer_of(n) for n in names}) * 2 if groups else 0) + 1
+    names = [name for name, _ in products]
+    groups = groups or not nodes
+    steps = (len(products) * 2 if nodes else 0) + (len({layer_of(n) for n in names}) * 2 if groups else 0) + 1
     done = 0
 
     def measure(excluded: list[str]) -> tuple[float, float, Any]:
@@ -176,7 +220,7 @@ def analyse(
             lowest(activation_sqnr, members), lowest(weight_sqnr, members),
         )  # fmt: skip
 
-    layers = [entry(name, op, [name]) for name, op in nodes]
+    layers = [entry(name, op, [name]) for name, op in products] if nodes else []
     grouped: dict[str, list[str]] = {}
     for name in names:
         grouped.setdefault(layer_of(name), []).append(name)

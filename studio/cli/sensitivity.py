@@ -23,7 +23,10 @@ def add_sensitivity_command(commands: Any) -> None:
         "--model", default="demo", help="'demo' (default), a Hugging Face folder or an .onnx file"
     )
     command.add_argument(
-        "--recipe", required=True, metavar="NAME|FILE", help="an ORT INT8 (static/dynamic) or INT4 recipe"
+        "--recipe",
+        required=True,
+        metavar="NAME|FILE",
+        help="an ORT INT8 (static/dynamic) or INT4 recipe (for a causal LM: llm-ort-int8-dynamic, llm-ort-int4)",
     )
     command.add_argument("--eval", metavar="FILE", help="labelled texts; default: the demo's evaluation set")
     command.add_argument("--text-column", default="text")
@@ -32,6 +35,12 @@ def add_sensitivity_command(commands: Any) -> None:
     command.add_argument("--calibration", metavar="FILE")
     command.add_argument("--sample", type=int, default=64, help="evaluation inputs measured per variant (64)")
     command.add_argument("--no-groups", action="store_true", help="nodes only, no per-layer groups")
+    command.add_argument(
+        "--layers-only", action="store_true", help="rank transformer layers only (the default for causal LMs)"
+    )
+    command.add_argument(
+        "--all-nodes", action="store_true", help="causal LMs: rank every matrix product too (2 builds each)"
+    )
     command.add_argument("--json", metavar="FILE", help="write `layers` and `groups`, ranked worst first")
     command.add_argument("--csv", metavar="FILE", help="the node ranking as CSV")
     command.add_argument("--html", metavar="FILE", help="the ranking as a report (bar charts and tables)")
@@ -71,6 +80,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     request = data_request(args, model, RunSettings())
     data, calibration = load_data(request, err)
     sample = data.subset(list(range(min(args.sample, len(data)))), f"{data.source} (first {args.sample})")
+    nodes = not args.layers_only and (args.all_nodes or not model.is_causal_lm)
+    if not nodes and not args.layers_only:
+        err.print("causal LM: ranking transformer layers (--all-nodes ranks every matrix product too)")
     progress = Progress(
         TextColumn("{task.description:<24}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=err, transient=True, disable=args.quiet,
@@ -86,6 +98,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             availability.precision,
             lambda stage, done, total: progress.update(task, completed=done, total=total),
             groups=not args.no_groups,
+            nodes=nodes,
         )
     layers = [entry.as_dict() for entry in result.layers]
     payload: dict[str, Any] = {

@@ -11,6 +11,14 @@ from studio.core.tune_report import STYLE
 BARS = 20
 
 
+def worst_nodes(payload: dict[str, Any], count: int) -> list[str]:
+    """As `SensitivityReport.worst_nodes`, from its JSON: the `count` worst nodes, or every node of the
+    `count` worst layers when only layers were ranked (a causal LM by default)."""
+    if payload.get("layers"):
+        return [entry["name"] for entry in payload["layers"][:count]]
+    return [node for entry in (payload.get("groups") or [])[:count] for node in entry["nodes"]]
+
+
 def _table(entries: list[dict[str, Any]]) -> str:
     headers = ("#", "name", "op", "KL quantized alone", "agreement kept float", "SQNR dB", "weight SQNR dB")
     rows = []
@@ -34,10 +42,17 @@ def sensitivity_html(payload: dict[str, Any], kept: list[str] | None = None) -> 
     kept_set = set(kept or [])
     nodes = payload.get("layers") or []
     groups = payload.get("groups") or []
-    bars = bar_chart(
-        [(e["name"][-40:], float(e["kl_when_quantized_alone"]), e["name"] in kept_set) for e in nodes[:BARS]],
-        "KL",
-        f"The {min(BARS, len(nodes))} most sensitive nodes: KL from FP32 when each alone is quantized",
+    bars = (
+        bar_chart(
+            [
+                (e["name"][-40:], float(e["kl_when_quantized_alone"]), e["name"] in kept_set)
+                for e in nodes[:BARS]
+            ],
+            "KL",
+            f"The {min(BARS, len(nodes))} most sensitive nodes: KL from FP32 when each alone is quantized",
+        )
+        if nodes
+        else ""
     )
     group_bars = (
         bar_chart(

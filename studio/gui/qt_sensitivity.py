@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from studio.backends.sensitivity import SUPPORTED
 from studio.core.recipe import Recipe, keep_in_float
+from studio.core.sensitivity_report import worst_nodes
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -150,15 +151,17 @@ class SensitivityPanel(QWidget):
             f"{payload['recipe']}: all quantized, agreement {payload['agreement_all_quantized']:.1%}, "
             f"KL {payload['kl_all_quantized']:.5f} on {payload['sample']} inputs"
         )
-        self.keep_button.setEnabled(bool(payload.get("layers")))
+        self.keep_button.setEnabled(bool(worst_nodes(payload, 1)))
+        if not payload.get("layers"):  # layers only (a causal LM): show them, N counts layers
+            self.view.setCurrentText("layers")
         self.report_button.setEnabled(self.html_file.exists())
 
     def keep_worst(self) -> None:
         """The recipe with the worst N nodes in float, run beside the original (the before/after)."""
-        layers = self.payload.get("layers") or []
-        if self.recipe is None or not layers:
+        nodes = worst_nodes(self.payload, self.keep.value())
+        if self.recipe is None or not nodes:
             return
-        kept = keep_in_float(self.recipe, [entry["name"] for entry in layers[: self.keep.value()]])
+        kept = keep_in_float(self.recipe, nodes)
         self.state.add_recipe(kept)
         self.runRequested.emit([self.recipe, kept])
 

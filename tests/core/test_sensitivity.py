@@ -14,6 +14,7 @@ from studio.core.dataset import load_texts
 from studio.core.errors import StudioError
 from studio.core.model import open_model
 from studio.core.recipe import resolve_recipe
+from studio.core.sensitivity_report import worst_nodes
 from tests.core.test_cli import qstudio
 from tests.fakes.tiny import build_tiny
 
@@ -100,3 +101,52 @@ def test_cli_ranks_writes_and_keeps_the_worst_in_float(
     # the before/after run, side by side in one table
     assert "ort-int8-static-minmax-keep1-float" in result.stdout
     assert "top-1 agrees with FP32 on only" in result.stdout  # the original is flagged, the kept one is not
+
+
+FRAGILE_LM = "/model/layers.1/mlp/down_proj/MatMul"
+
+
+def make_fragile_lm(source: Path, folder: Path) -> Path:
+    """The tiny Llama with one outlier input feature in layer 1's down projection (its up projection's
+    row scaled down by as much, so the float model is the same): INT8 per channel rounds the rest of that
+    matrix to zero."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(source, folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        mlp = model.model.layers[1].mlp
+        mlp.down_proj.weight[:, 0] *= 1000.0
+        mlp.up_proj.weight[0, :] /= 1000.0
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_causal_lm_ranks_by_next_token_kl_and_the_fragile_layer_comes_first(
+    tiny_llama: Path, tiny_passages: Path, tmp_path: Path
+) -> None:
+    from studio.core.paths import cache_dir
+
+    model = make_fragile_lm(Path(tiny_llama), tmp_path / "fragile-lm")
+    passages = load_texts(tiny_passages)
+    report = analyse(open_model(str(model)), resolve_recipe("llm-ort-int8-dynamic"), passages, passages,
+                     ArtifactCache(cache_dir() / "artifacts"), "int8")  # fmt: skip
+    assert report.layers[0].name == FRAGILE_LM, [(e.name, e.kl_when_quantized_alone) for e in report.layers]
+    assert not any("lm_head" in e.name for e in report.layers)  # the recipe keeps it in float
+    assert report.groups[0].name == "layer 1"
+    assert report.layers[0].agreement_when_kept_float > report.agreement_all_quantized
+    # From the command line a causal LM is ranked by layer; keeping the worst layer keeps all its nodes.
+    out = tmp_path / "lm.json"
+    result = qstudio(
+        "sensitivity", "--model", str(model), "--recipe", "llm-ort-int8-dynamic", "--eval", str(tiny_passages),
+        "--json", str(out), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ranking transformer layers" in result.stderr
+    payload = json.loads(out.read_text())
+    assert payload["layers"] == [] and payload["groups"][0]["name"] == "layer 1"
+    kept = worst_nodes(payload, 1)
+    assert FRAGILE_LM in kept and all("/layers.1/" in n for n in kept)
