@@ -62,6 +62,7 @@ def test_screenshots_of_the_window_on_the_demo(tmp_path):
         shutil.copy(png, target / png.name)
 
 
+@pytest.mark.xdist_group("demo-llm")
 def test_screenshots_of_the_window_on_the_language_model_demo(tmp_path, studio_home):
     """demo-llm in the real window: its run, LLM charts, prompts with continuations, a typed prompt.
 

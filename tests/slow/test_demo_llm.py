@@ -19,7 +19,7 @@ from studio.core.recipe import resolve_recipe
 from studio.deploy.export import export_recipe
 from tests.fakes.nvml import FakeNvml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-llm")]  # the screenshots reuse its cache
 # A part of the passages and prompts and short timing: the benchmark runs the whole set.
 FAST = RunSettings(
     timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0),
