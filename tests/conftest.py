@@ -16,23 +16,6 @@ from tests.fakes.tiny_lm import build_tiny_lm, write_passages, write_prompts
 from tests.fakes.tiny_nli import build_tiny_nli, nli_rows, write_pairs_csv
 
 
-def _longest_first(item: pytest.Item) -> tuple[int, int]:
-    """The installer test (minutes of packaging) first, then the demo-llm group (its slow tests before
-    the screenshots, which reuse the artifacts they leave in the cache), then the rest."""
-    if item.get_closest_marker("installer"):
-        return (0, 0)
-    group = item.get_closest_marker("xdist_group")
-    if group is not None and group.args[:1] == ("demo-llm",):
-        return (1, 0 if item.get_closest_marker("slow") and "screenshots" not in item.nodeid else 1)
-    return (2, 0)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first, so that with two test processes (scripts/bootstrap) they run beside the short
-    tests instead of after them; the order within each part is unchanged (a stable sort)."""
-    items.sort(key=_longest_first)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def studio_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test session gets its own user data and artifact cache."""
