@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,11 +72,11 @@ class OtherLoad:
         return total
 
     def __enter__(self) -> OtherLoad:
-        self._start = (self._busy(), self._own(), self._psutil.time.monotonic())
+        self._start = (self._busy(), self._own(), time.monotonic())
         return self
 
     def __exit__(self, *_: object) -> None:
-        busy, own, wall = self._busy(), self._own(), self._psutil.time.monotonic()
+        busy, own, wall = self._busy(), self._own(), time.monotonic()
         seconds = (wall - self._start[2]) * (os.cpu_count() or 1)
         if seconds > 0:
             others = (busy - self._start[0]) - (own - self._start[1])
