@@ -41,6 +41,12 @@ def shape_of(recipe: Recipe) -> Shape:
     return (recipe.batch_size, recipe.seq_len, recipe.threads)
 
 
+def at_shape(recipe: Recipe, shape: Shape) -> Recipe:
+    """`recipe` timed at another batch size, sequence length and thread count (the reference, mostly)."""
+    batch, seq_len, threads = shape
+    return recipe.model_copy(update={"batch_size": batch, "seq_len": seq_len, "threads": threads})
+
+
 def reference_recipe(model: ModelInfo) -> Recipe:
     """Torch FP32 for a PyTorch model; for an ONNX file, ONNX Runtime FP32 on the graph exactly as given."""
     if model.task == "text-generation":
@@ -72,10 +78,7 @@ def plan_queue(model: ModelInfo, recipes: list[Recipe]) -> list[Recipe]:
     if same:
         reference = same[0]
     elif recipes:  # time the reference at the first recipe's shape, the common case
-        first = recipes[0]
-        reference = reference.model_copy(
-            update={"batch_size": first.batch_size, "seq_len": first.seq_len, "threads": first.threads}
-        )
+        reference = at_shape(reference, shape_of(recipes[0]))
     return [reference] + [r for r in recipes if r.name != reference.name]
 
 

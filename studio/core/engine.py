@@ -28,6 +28,7 @@ from studio.core.cache import ArtifactCache
 from studio.core.capability import assess
 from studio.core.compare import (
     RunSettings,
+    at_shape,
     bare_result,
     check_data,
     finalise,
@@ -473,9 +474,7 @@ class RunEngine:
         timing = {reference.name: reference}
         speed_of = {reference.name: reference.name}
         for recipe in measured:
-            shaped = reference.model_copy(
-                update={"batch_size": recipe.batch_size, "seq_len": recipe.seq_len, "threads": recipe.threads}
-            )
+            shaped = at_shape(reference, shape_of(recipe))
             key = (
                 reference.name
                 if shape_of(shaped) == shape_of(reference)

@@ -19,7 +19,15 @@ from typing import IO, Any
 import numpy as np
 from pydantic import BaseModel
 
-from studio.core.compare import RecipeRunner, RunSettings, Shape, bare_result, check_data, describe_failure
+from studio.core.compare import (
+    RecipeRunner,
+    RunSettings,
+    Shape,
+    at_shape,
+    bare_result,
+    check_data,
+    describe_failure,
+)
 from studio.core.dataset import TextSet
 from studio.core.errors import Cancelled
 from studio.core.events import Event
@@ -162,11 +170,8 @@ def run_job(job: WorkerJob, emit: Any, cancel: threading.Event) -> None:
         data_out["topk_file"] = save_topk(Path(job.run_dir) / f"topk-{job.recipe.name}.npz", result.topk)
     if job.is_reference and outputs is not None:
         path = runner.measurer.save_outputs(outputs, Path(job.run_dir) / "reference_outputs")
-        for batch, seq_len, threads in job.extra_shapes:
-            shaped = job.recipe.model_copy(
-                update={"batch_size": batch, "seq_len": seq_len, "threads": threads}
-            )
-            runner.reference_timing(shaped)
+        for shape in job.extra_shapes:
+            runner.reference_timing(at_shape(job.recipe, shape))
         data_out["reference_outputs"] = path
         data_out["reference_timings"] = {shape_key(s): t for s, t in runner.reference_timings.items()}
     emit(Event(kind="result", recipe=job.recipe.name, data=data_out))
