@@ -201,18 +201,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         stopped = run_trials(remaining) if remaining else False
         capped = args.max_trials is not None and len(state.trials) >= args.max_trials
         if not stopped and not state.stopped_by and not capped and not request.get("refined"):
-            refine = _refine_trials(state)
-            if refine:
-                err.print(
-                    f"refining {state.best.name if state.best else ''}: {', '.join(r.name for r in refine)}"
-                )
+            winner, refine = _refine_trials(state)
+            if winner is not None and refine:
+                err.print(f"refining {winner.name}: {', '.join(r.name for r in refine)}")
                 request["refined"] = True
-                request["tune_trials"] += [r.to_toml() for r in refine]
-                (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
-                state.planned += [r.name for r in refine]
-                state.save(folder)
+                _extend_plan(request, state, folder, refine)
                 # The winner again, in the same run: its refinements are timed in the same rounds as it.
-                winner = parse_recipe(tomllib.loads(state.best.recipe_toml), state.best.name)  # type: ignore[union-attr]
                 stopped = run_trials([winner, *refine])
                 capped = args.max_trials is not None and len(state.trials) >= args.max_trials
         if (
@@ -223,10 +217,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         ):
             fallback = _fallback_trials(state, model, data, calibration, err)
             if fallback:
-                request["tune_trials"] += [r.to_toml() for r in fallback]
-                (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
-                state.planned += [r.name for r in fallback]
-                state.save(folder)
+                _extend_plan(request, state, folder, fallback)
                 falling_back = True
                 stopped = run_trials(fallback)
     if falling_back and state.best is not None and state.best.meets_goal:  # the steps after it are moot
@@ -240,17 +231,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_CANCELLED if stopped else EXIT_OK
 
 
-def _refine_trials(state: Any) -> list[Any]:
-    """Variants of the best trial's knobs (threads, INT4 blocks, calibration size), when it meets the goal."""
+def _extend_plan(request: dict[str, Any], state: Any, folder: Path, recipes: list[Any]) -> None:
+    """Add a later stage's trials to the plan, on disk before they run (a resume runs what is missing)."""
+    request["tune_trials"] += [r.to_toml() for r in recipes]
+    (folder / REQUEST_FILE).write_text(json.dumps(request, indent=1), encoding="utf-8")
+    state.planned += [r.name for r in recipes]
+    state.save(folder)
+
+
+def _refine_trials(state: Any) -> tuple[Any, list[Any]]:
+    """The best trial's recipe and the variants of its knobs (`refine_trials`), when it meets the goal."""
     from studio.core.hardware import probe
     from studio.core.recipe import parse_recipe
     from studio.core.tune import refine_trials
 
     best = state.best
     if best is None or not best.meets_goal:
-        return []
+        return None, []
     recipe = parse_recipe(tomllib.loads(best.recipe_toml), best.name)
-    return [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
+    return recipe, [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
 
 
 def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: Console) -> list[Any]:
