@@ -19,7 +19,8 @@ tr.meets td { background: #e6f4ea; } tr.best td { font-weight: bold; } tr.failed
 pre { background: #f6f6f6; padding: 8px; } code { background: #f3f3f3; padding: 1px 4px; }"""
 
 
-def _p50(row: dict[str, Any]) -> float | None:
+def latency_p50(row: dict[str, Any]) -> float | None:
+    """A trial's (or the reference's) p50 latency from its JSON, None when it was not timed."""
     latency = row.get("latency_ms")
     return float(latency["p50"]) if isinstance(latency, dict) else None
 
@@ -50,7 +51,7 @@ def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
         escape(trial.name),
         trial.status,
         str(r.get("threads") or "default"),
-        _cell(_p50(r), ".2f"),
+        _cell(latency_p50(r), ".2f"),
         _cell(r.get("speedup_vs_reference"), ".2f", "×"),
         _cell(r.get("latency_spread"), ".0%"),
         _cell(r.get("top1_agreement"), ".1%"),
@@ -70,7 +71,7 @@ def _side_by_side(state: TuneState) -> str:
             continue
         r = trial.result
         rows.append(
-            f"<tr><td>{title}</td><td>{escape(trial.name)}</td><td>{_cell(_p50(r), '.2f')}</td>"
+            f"<tr><td>{title}</td><td>{escape(trial.name)}</td><td>{_cell(latency_p50(r), '.2f')}</td>"
             f"<td>{_cell(r.get('speedup_vs_reference'), '.2f', '×')}</td><td>{_cell(r.get('top1_agreement'), '.1%')}</td>"
             f"<td>{'yes' if trial.meets_goal else 'no'}</td></tr>"
         )
@@ -89,10 +90,10 @@ def tune_html(state: TuneState) -> str:
         Point(t.name, p50, float(t.result["top1_agreement"]), on_front=t.name in state.pareto)
         for t in state.trials
         if t.status == "ok"
-        and (p50 := _p50(t.result)) is not None
+        and (p50 := latency_p50(t.result)) is not None
         and t.result.get("top1_agreement") is not None
     ]
-    reference_p50 = _p50(reference)
+    reference_p50 = latency_p50(reference)
     if reference_p50 is not None:
         points.insert(0, Point(str(reference.get("recipe", "FP32")), reference_p50, 1.0, reference=True))
     chart = scatter_chart(

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.paths import data_dir
+from studio.core.tune_report import latency_p50
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -36,11 +37,6 @@ from studio.gui.qt_state import StudioState
 
 HEADERS = ("trial", "status", "p50 ms", "× FP32", "agreement", "accuracy drop", "goal")
 POLL_MS = 500
-
-
-def _p50(row: dict[str, Any]) -> float | None:
-    latency = row.get("latency_ms")
-    return float(latency["p50"]) if isinstance(latency, dict) else None
 
 
 class TunePanel(QWidget):
@@ -199,7 +195,7 @@ class TunePanel(QWidget):
         self.plot.clear()
         spots = []
         for trial in trials:
-            p50, agreement = _p50(trial), trial.get("top1_agreement")
+            p50, agreement = latency_p50(trial), trial.get("top1_agreement")
             if p50 is None or agreement is None:
                 continue
             meets = bool(trial.get("meets_goal"))
@@ -213,7 +209,7 @@ class TunePanel(QWidget):
                     "data": trial["recipe"],
                 }
             )
-        reference_p50 = _p50(reference)
+        reference_p50 = latency_p50(reference)
         if reference_p50 is not None:
             spots.append(
                 {"pos": (reference_p50, 100.0), "size": 14, "symbol": "s", "brush": pg.mkBrush("#000000"),
@@ -245,7 +241,7 @@ class TunePanel(QWidget):
         self.table.setRowCount(len(trials))
         base = reference.get("accuracy")
         for row, trial in enumerate(trials):
-            p50, speedup = _p50(trial), trial.get("speedup_vs_reference")
+            p50, speedup = latency_p50(trial), trial.get("speedup_vs_reference")
             agreement, accuracy = trial.get("top1_agreement"), trial.get("accuracy")
             cells = (
                 ("★ " if trial["recipe"] == best else "") + trial["recipe"],
