@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     from studio.cli.history import cmd_cache, cmd_history, cmd_report, cmd_show
     from studio.cli.run import cmd_rerun, cmd_run
     from studio.cli.sensitivity import add_sensitivity_command
+    from studio.cli.sweep import add_sweep_command
     from studio.cli.tune import add_tune_command
 
     parser = argparse.ArgumentParser(
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(commands)
     add_sensitivity_command(commands)
     add_tune_command(commands)
+    add_sweep_command(commands)
 
     cache = commands.add_parser("cache", help="list or clear the quantized-artifact cache")
     cache.add_argument("action", choices=("list", "clear"), nargs="?", default="list")

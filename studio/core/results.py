@@ -64,6 +64,7 @@ class RecipeResult(BaseModel):
     topk: list[list[tuple[str, float]]] = Field(default_factory=list)
     seconds: dict[str, float] = Field(default_factory=dict)  # prepare, load, evaluate, time
     recipe_toml: str = ""
+    node: str = ""  # the cluster node that ran it ("host (node id)"), for a swept result
     # Interleaved timing (`studio.core.rounds`): how many rounds the speed figures are the median of,
     # how far the rounds' p50s disagreed, and the share of the CPUs other processes used meanwhile.
     timing_rounds: int | None = None

@@ -232,3 +232,13 @@ def test_history_show_rerun_report_and_cache(tiny_classifier: Path, tiny_eval: P
     assert "cache cleared" in cleared.stdout
     assert "0 entries" in qstudio("cache", env=env).stdout
     _assert_one_line_error(qstudio("show", "999", env=env), "no run 999 in the history")
+
+
+def test_sweep_without_ray_says_how_to_install_it(monkeypatch, capsys):
+    import sys
+
+    from studio.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    assert main(["sweep", "--models", "demo"]) == 2
+    assert "pip install 'quantization-studio[cluster]'" in capsys.readouterr().err

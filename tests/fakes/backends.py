@@ -152,3 +152,32 @@ SHIFTED_LM = BackendSpec(
     ("fp32",),
     ("none",),
 )
+
+
+class FakeCuda:
+    """A "CUDA" backend that runs ONNX Runtime FP32 on the CPU: what a cluster sweep schedules on a node
+    that advertises a (fake) GPU, so its placement can be tested on a machine without one."""
+
+    @staticmethod
+    def _on_cpu(ctx: BuildContext) -> BuildContext:
+        import dataclasses
+
+        return dataclasses.replace(ctx, recipe=ctx.recipe.model_copy(update={"device": "cpu"}), precision="fp32")
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        return OrtFp32().prepare(self._on_cpu(ctx))
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        return OrtFp32().load(self._on_cpu(ctx), artifact)
+
+
+FAKE_CUDA = BackendSpec(
+    "test-fake-cuda",
+    "test: CUDA on the CPU",
+    "tests.fakes.backends:FakeCuda",
+    "onnxruntime",
+    ("cuda",),
+    ("fp16",),
+    ("none",),
+    ort_provider="CPUExecutionProvider",
+)
