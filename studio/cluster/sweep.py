@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import threading
-import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass

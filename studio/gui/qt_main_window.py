@@ -26,6 +26,7 @@ from studio.core.recipe import Recipe
 from studio.core.results import RunResult
 from studio.core.store import RunStore
 from studio.gui.qt_charts import ChartsPanel
+from studio.gui.qt_cluster import ClusterRun
 from studio.gui.qt_errors import ErrorPanel
 from studio.gui.qt_export import ExportController, export_folder_name, summary_html
 from studio.gui.qt_hardware_panel import HardwarePanel
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.state = state
         self.controller = RunController(state, self)
+        self.cluster_run = ClusterRun(self)
         self.exporter = ExportController(self)
         self.export_progress: QProgressDialog | None = None
         self.export_box: QMessageBox | None = None
@@ -117,7 +119,7 @@ class MainWindow(QMainWindow):
         self.run_action = QAction("&Run selected recipes", self, shortcut=QKeySequence("Ctrl+R"))
         self.run_action.triggered.connect(self.start_run)
         self.cancel_action = QAction("&Cancel all", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_action.triggered.connect(self.controller.cancel_all)
+        self.cancel_action.triggered.connect(self.cancel_all)
         for action in (self.run_action, self.cancel_action):
             run_menu.addAction(action)
             self.addAction(action)
@@ -139,7 +141,10 @@ class MainWindow(QMainWindow):
             lambda _: self.status.setText(f"{state.model.name if state.model else ''} · {self._data_text()}")
         )
         self.run_panel.startRequested.connect(self.start_run)
-        self.run_panel.cancelAllRequested.connect(controller.cancel_all)
+        self.run_panel.cancelAllRequested.connect(self.cancel_all)
+        self.cluster_run.task.connect(self.run_panel.on_task)
+        self.cluster_run.message.connect(self.status.setText)
+        self.cluster_run.finished.connect(self.on_cluster_finished)
         self.run_panel.cancelRecipeRequested.connect(controller.cancel_recipe)
         self.run_panel.exportRequested.connect(self.export_recipe)
         self.exporter.progress.connect(self._export_progress)
@@ -208,7 +213,7 @@ class MainWindow(QMainWindow):
             self.state.load_prompts(path)
 
     def start_run(self) -> None:
-        if self.controller.running:
+        if self.controller.running or self.cluster_run.running:
             return
         recipes = self.recipes_panel.list.checked()
         if not recipes:
@@ -219,7 +224,36 @@ class MainWindow(QMainWindow):
         if self.state.model is None:
             self.report_error("No model is open yet: pick the demo or open a model first", "")
             return
+        if self.run_panel.cluster.chosen:
+            self.run_on_cluster(recipes)
+            return
         self.run_recipes(recipes)
+
+    def run_on_cluster(self, recipes: list[Recipe]) -> None:
+        """The ticked recipes as a sweep of the open model (`qstudio sweep`), each task's state in the queue."""
+        self.tabs.setCurrentIndex(0)
+        self.run_panel.begin([r.name for r in recipes])
+        for recipe in recipes:
+            self.run_panel.on_task(recipe.name, "queued", "")
+        address = self.run_panel.cluster.address.text().strip()
+        self.cluster_run.start(self.state.cli_data_args(), recipes, address)
+        self.status.setText(f"Sweeping {len(recipes)} recipe(s) on {address or 'a local Ray instance'}…")
+
+    def on_cluster_finished(self, run_ids: list[int], code: int) -> None:
+        self.run_panel.finish()
+        self.history.refresh()
+        if not run_ids:
+            self.report_error(f"The sweep failed (exit status {code}): see the status line", "")
+            return
+        self.open_run(run_ids[0])
+        others = f"; the other node types' runs: {', '.join(map(str, run_ids[1:]))}" if run_ids[1:] else ""
+        self.status.setText(f"Sweep finished: run {run_ids[0]} shown{others} (History)")
+
+    def cancel_all(self) -> None:
+        if self.cluster_run.running:
+            self.cluster_run.cancel()
+        else:
+            self.controller.cancel_all()
 
     def run_recipes(self, recipes: list[Recipe]) -> None:
         """Run `recipes` (the reference first) and watch them in the Run view."""
@@ -410,6 +444,8 @@ class MainWindow(QMainWindow):
         store.sync()
         if self.controller.running:
             self.controller.cancel_all()
+        if self.cluster_run.running:
+            self.cluster_run.cancel()
         if self.exporter.running and self.exporter.process is not None:
             self.exporter.cancel()  # the export removes its half-written folder before it exits
             self.exporter.process.waitForFinished(5000)

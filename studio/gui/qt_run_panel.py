@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.events import Event
 from studio.core.results import RecipeResult
+from studio.gui.qt_cluster import ClusterChoice
 
 
 class RunPanel(QWidget):
@@ -34,9 +35,11 @@ class RunPanel(QWidget):
         self.cancel_button = QPushButton("Cancel all  (Esc)")
         self.cancel_button.setEnabled(False)
         self.clock = QLabel("Idle")
+        self.cluster = ClusterChoice()
         top = QHBoxLayout()
         top.addWidget(self.start_button)
         top.addWidget(self.cancel_button)
+        top.addWidget(self.cluster)
         top.addStretch(1)
         top.addWidget(self.clock)
         self.table = QTableWidget(0, 4)
@@ -61,24 +64,52 @@ class RunPanel(QWidget):
         self.rows = {}
         self.done_at = {}
         for name in names:
-            row = self.table.rowCount()
-            self.table.insertRow(row)
-            self.table.setItem(row, 0, QTableWidgetItem(name))
-            bar = QProgressBar()
-            bar.setRange(0, 1)
-            bar.setValue(0)
-            bar.setFormat("queued")
-            self.table.setCellWidget(row, 1, bar)
-            self.table.setItem(row, 2, QTableWidgetItem("queued"))
-            cancel = QPushButton("Cancel")
-            cancel.clicked.connect(lambda _=False, n=name: self.cancelRecipeRequested.emit(n))
-            self.table.setCellWidget(row, 3, cancel)
-            self.rows[name] = row
+            self._add_row(name)
         self.table.resizeColumnToContents(0)
         self.started_at = time.monotonic()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.timer.start()
+
+    def _add_row(self, name: str) -> int:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self.table.setItem(row, 0, QTableWidgetItem(name))
+        bar = QProgressBar()
+        bar.setRange(0, 1)
+        bar.setValue(0)
+        bar.setFormat("queued")
+        self.table.setCellWidget(row, 1, bar)
+        self.table.setItem(row, 2, QTableWidgetItem("queued"))
+        cancel = QPushButton("Cancel")
+        cancel.clicked.connect(lambda _=False, n=name: self.cancelRecipeRequested.emit(n))
+        self.table.setCellWidget(row, 3, cancel)
+        self.rows[name] = row
+        return row
+
+    def on_task(self, name: str, state: str, detail: str) -> None:
+        """A cluster task's state (queued, running on NODE, done ...): its row, added when it is new (the
+        reference of each node type)."""
+        row = self.rows.get(name)
+        if row is None:
+            row = self._add_row(name)
+            self.table.resizeColumnToContents(0)
+        bar, stage_item = self.table.cellWidget(row, 1), self.table.item(row, 2)
+        if not isinstance(bar, QProgressBar) or stage_item is None:
+            return
+        final = state in ("done", "failed", "unavailable", "cancelled")
+        bar.setRange(0, 1 if final or state == "queued" else 0)
+        bar.setValue(1 if final else 0)
+        bar.setFormat(state)
+        stage_item.setText(f"{state} {detail}".strip())
+        stage_item.setToolTip(detail)
+        stage_item.setForeground(Qt.GlobalColor.red if state == "failed" else Qt.GlobalColor.black)
+        button = self.table.cellWidget(row, 3)
+        if button is not None:  # a sweep is cancelled as a whole (Cancel all): its tasks are Ray's
+            button.setEnabled(False)
+            button.setToolTip("Cancel all stops the sweep; finished results stay in the history")
+        if final:
+            self.done_at[name] = time.monotonic()
 
     def on_event(self, event: Event) -> None:
         row = self.rows.get(event.recipe)

@@ -73,7 +73,9 @@ def test_screenshots_of_the_window_on_the_language_model_demo(tmp_path, studio_h
     with xvfb(92) as display:
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "QSTUDIO_HOME": str(studio_home)}
         result = subprocess.run(
-            [sys.executable, "-m", "tests.gui.capture_llm", str(out), "demo-llm", "--passages", "30", "--prompts", "8"],
+            [sys.executable, "-m", "tests.gui.capture_llm", str(out), "demo-llm", "--passages", "30", "--prompts", "8",
+             # the two INT4 recipes the slow demo-llm tests build too: one build each, in the shared cache
+             "--recipes", "llm-ort-int4,llm-ort-int4-hqq"],
             cwd=ROOT,
             env=env,
             capture_output=True,
