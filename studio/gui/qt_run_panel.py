@@ -167,6 +167,9 @@ class RunPanel(QWidget):
             self.table.setCellWidget(row, 1, QProgressBar())
             self.table.setItem(row, 2, QTableWidgetItem())
             self._show_outcome(row, result.status, result.reason, [f.model_dump() for f in result.flags])
+            stage_item = self.table.item(row, 2)
+            if result.node and stage_item is not None:  # a swept result: which cluster node ran it
+                stage_item.setText(f"{stage_item.text()} · on {result.node}")
             button = QPushButton("Export…")
             exportable = result.status in ("ok", "failed")
             button.setEnabled(exportable)
@@ -179,6 +182,7 @@ class RunPanel(QWidget):
             self.table.setCellWidget(row, 3, button)
             self.rows[result.recipe] = row
         self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(2)
         self.table.resizeColumnToContents(3)
 
     def finish(self) -> None:
