@@ -107,14 +107,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         import ray  # noqa: F401
     except ImportError:
-        Console(stderr=True, highlight=False).print(f"qstudio: {INSTALL}")
+        Console(stderr=True, highlight=False, markup=False).print(f"qstudio: {INSTALL}")
         return EXIT_USAGE
     from studio.cluster.sweep import ClusterOptions, Sweep, SweepState, TaskView
     from studio.core import sweep_report
     from studio.core.engine import default_cache, default_store
     from studio.core.paths import data_dir
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
+    # A line per message (the window reads them); no markup: reasons and paths may hold brackets.
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
     if args.resume is not None:
         folder = sweep_folder(args.resume)
         state = SweepState.load(folder)
@@ -168,7 +169,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         while thread.is_alive():
             thread.join(0.2)
     except KeyboardInterrupt:
-        err.print("[yellow]cancelling the sweep's Ray tasks ...[/yellow]")
+        err.print("cancelling the sweep's Ray tasks ...", style="yellow")
         sweep.cancel()
         thread.join()
     if failure:
