@@ -253,14 +253,15 @@ def _refine_trials(state: Any) -> tuple[Any, list[Any]]:
 
 
 def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: Console) -> list[Any]:
-    """When no trial meets the goal: the closest INT8/INT4 trial with its most sensitive nodes kept in
-    float (1, 2, 4 and 8 of them, ranked by `qstudio sensitivity`'s analysis on 64 inputs)."""
+    """When no trial meets the goal: the closest INT8/INT4 trial with, first, its embeddings (Gather, for
+    ONNX Runtime INT8) in float, then its most sensitive nodes kept in float (1, 2, 4 and 8 of them,
+    ranked by `qstudio sensitivity`'s analysis on 64 inputs). The steps stop at the first that holds."""
     from studio.backends.sensitivity import SUPPORTED, analyse
     from studio.core.cache import ArtifactCache
     from studio.core.capability import assess
     from studio.core.hardware import probe
     from studio.core.paths import cache_dir
-    from studio.core.recipe import keep_in_float, parse_recipe
+    from studio.core.recipe import keep_in_float, keep_ops_in_float, parse_recipe
 
     closest = state.best
     if closest is None or model.info.task != "text-classification":
@@ -275,6 +276,8 @@ def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: C
     precision = assess(recipe, probe(), model.info).precision
     ranking = analyse(model, recipe, sample, calibration, ArtifactCache(cache_dir() / "artifacts"), precision)
     variants = []
+    if recipe.precision == "int8" and recipe.backend.startswith("ort-") and "Gather" not in recipe.exclude_ops:
+        variants.append(keep_ops_in_float(recipe, ["Gather"]))  # an op type first, as INC falls back
     for count in (1, 2, 4, 8):
         if count > len(ranking.layers):
             break

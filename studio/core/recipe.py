@@ -178,6 +178,17 @@ def resolve_recipe(name_or_path: str) -> Recipe:
     )
 
 
+def keep_ops_in_float(recipe: Recipe, ops: list[str]) -> Recipe:
+    """`recipe` with every node of the operator types `ops` left in float (INC's op-type fallback)."""
+    return recipe.model_copy(
+        update={
+            "name": f"{recipe.name}-keep-{'-'.join(op.lower() for op in ops)}-float",
+            "description": f"{recipe.title}, {', '.join(ops)} kept in float",
+            "exclude_ops": tuple(dict.fromkeys([*recipe.exclude_ops, *ops])),
+        }
+    )
+
+
 def keep_in_float(recipe: Recipe, nodes: list[str]) -> Recipe:
     """`recipe` with `nodes` (a sensitivity ranking's worst, in order) left in float; named for how many."""
     count = len(nodes)

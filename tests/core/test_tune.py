@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import os
 import signal
 import subprocess
@@ -142,7 +143,11 @@ def test_when_nothing_meets_the_goal_the_sensitive_nodes_are_kept_in_float(
     names = [t["recipe"] for t in payload["trials"]]
     assert names[:2] == ["ort-int8-static-minmax", "ort-int8-static-minmax-per-tensor"]
     assert not any(t["meets_goal"] for t in payload["trials"][:2])
-    assert names[2].startswith("ort-int8-static-minmax") and names[2].endswith("-keep1-float")  # of the closest
+    # Of the closest: its embeddings in float first (an op type), then its worst node.
+    assert names[2].startswith("ort-int8-static-minmax") and names[2].endswith("-keep-gather-float")
+    gather = payload["trials"][2]
+    assert not gather["meets_goal"] and tomllib.loads(gather["recipe_toml"])["exclude_ops"] == ["Gather"]
+    assert names[3].startswith("ort-int8-static-minmax") and names[3].endswith("-keep1-float")
     best = payload["best"]
     assert best["meets_goal"] and "-keep" in best["recipe"] and FRAGILE in best["recipe_toml"]
     assert payload["best_builtin"]["recipe"] == "ort-int8-static-minmax"  # the closest of the built-ins
