@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import tomllib
 import os
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
