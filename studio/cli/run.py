@@ -179,6 +179,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return execute(request, recipes, args)
 
 
+def add_data_options(command: argparse.ArgumentParser, limit: bool = True) -> None:
+    """Which texts a command evaluates and calibrates on: `tune`, `sensitivity` and `sweep` alike."""
+    command.add_argument("--eval", metavar="FILE", help="labelled texts; default: the demo's evaluation set")
+    command.add_argument("--text-column", default="text")
+    command.add_argument("--pair-column", metavar="NAME")
+    command.add_argument("--label-column", default="label")
+    command.add_argument("--calibration", metavar="FILE")
+    if limit:
+        command.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+
+
 def add_measure_options(command: argparse.ArgumentParser) -> None:
     """How recipes are timed (and, for causal LMs, prompted and decoded): `run` and `tune` alike."""
     command.add_argument(

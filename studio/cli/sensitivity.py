@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from studio.cli.run import EXIT_OK, data_request, execute, load_data
+from studio.cli.run import EXIT_OK, add_data_options, data_request, execute, load_data
 from studio.core.compare import RunSettings
 
 
@@ -28,11 +28,7 @@ def add_sensitivity_command(commands: Any) -> None:
         metavar="NAME|FILE",
         help="an ORT INT8 (static/dynamic) or INT4 recipe (for a causal LM: llm-ort-int8-dynamic, llm-ort-int4)",
     )
-    command.add_argument("--eval", metavar="FILE", help="labelled texts; default: the demo's evaluation set")
-    command.add_argument("--text-column", default="text")
-    command.add_argument("--pair-column", metavar="NAME")
-    command.add_argument("--label-column", default="label")
-    command.add_argument("--calibration", metavar="FILE")
+    add_data_options(command, limit=False)
     command.add_argument("--sample", type=int, default=64, help="evaluation inputs measured per variant (64)")
     command.add_argument("--no-groups", action="store_true", help="nodes only, no per-layer groups")
     command.add_argument(

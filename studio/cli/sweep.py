@@ -16,6 +16,7 @@ from studio.cli.run import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    add_data_options,
     add_measure_options,
     measure_settings,
 )
@@ -34,12 +35,7 @@ def add_sweep_command(commands: Any) -> None:
         help="the Ray cluster: 'auto' (a cluster started on this machine), ray://HOST:10001; "
         "default: start a local Ray instance",
     )
-    command.add_argument("--eval", metavar="FILE")
-    command.add_argument("--text-column", default="text")
-    command.add_argument("--pair-column", metavar="NAME")
-    command.add_argument("--label-column", default="label")
-    command.add_argument("--calibration", metavar="FILE")
-    command.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+    add_data_options(command)
     command.add_argument("--threshold", type=float, default=0.90, help="flag top-1 agreement below this")
     command.add_argument(
         "--shared-paths",

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from studio.cli.run import (
     EXIT_CANCELLED,
     EXIT_OK,
+    add_data_options,
     add_measure_options,
     data_request,
     load_data,
@@ -30,12 +31,7 @@ REQUEST_FILE = "request.json"
 def add_tune_command(commands: Any) -> None:
     command = commands.add_parser("tune", help="find the fastest recipe that keeps an accuracy goal")
     command.add_argument("--model", default="demo", help="'demo' (default), 'demo-llm', a folder or a file")
-    command.add_argument("--eval", metavar="FILE")
-    command.add_argument("--text-column", default="text")
-    command.add_argument("--pair-column", metavar="NAME")
-    command.add_argument("--label-column", default="label")
-    command.add_argument("--calibration", metavar="FILE")
-    command.add_argument("--limit", type=int, default=0, help="evaluate only the first N inputs")
+    add_data_options(command)
     command.add_argument(
         "--max-accuracy-drop", type=float, default=1.0, help="accuracy points below FP32 (1)"
     )
@@ -276,7 +272,11 @@ def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: C
     precision = assess(recipe, probe(), model.info).precision
     ranking = analyse(model, recipe, sample, calibration, ArtifactCache(cache_dir() / "artifacts"), precision)
     variants = []
-    if recipe.precision == "int8" and recipe.backend.startswith("ort-") and "Gather" not in recipe.exclude_ops:
+    if (
+        recipe.precision == "int8"
+        and recipe.backend.startswith("ort-")
+        and "Gather" not in recipe.exclude_ops
+    ):
         variants.append(keep_ops_in_float(recipe, ["Gather"]))  # an op type first, as INC falls back
     for count in (1, 2, 4, 8):
         if count > len(ranking.layers):
