@@ -174,14 +174,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     states = [view.state for view in sweep.tasks.values()]
     err.print(
         f"sweep {state.sweep_id}: {states.count('done')} done, {states.count('failed')} failed, "
-        f"{states.count('unavailable')} unavailable, {states.count('cancelled')} cancelled in "
+        f"{states.count('unavailable')} unavailable, {states.count('cancelled')} cancelled, "
+        f"{states.count('lost')} lost in "
         f"{time.monotonic() - started:.0f} s; runs {', '.join(str(r.run_id) for r in state.runs)}; "
         f"report {folder / 'report.html'}"
     )
-    if state.status == "cancelled":
+    if state.status in ("cancelled", "incomplete"):
         err.print(f"resume with `qstudio sweep --resume {state.sweep_id}`")
-        return EXIT_CANCELLED
-    return EXIT_FAILED if "failed" in states else EXIT_OK
+        if state.status == "cancelled":
+            return EXIT_CANCELLED
+    return EXIT_FAILED if "failed" in states or "lost" in states else EXIT_OK
 
 
 def raise_existing(folder: Path) -> None:

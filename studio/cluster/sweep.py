@@ -85,7 +85,7 @@ class TaskView:
     model: str
     recipe: str
     node_type: str
-    state: str = "queued"  # queued, running, done, failed, unavailable, cancelled
+    state: str = "queued"  # queued, running, done, failed, unavailable, cancelled, lost (no node left)
     node: str = ""
     node_id: str = ""
     stage: str = ""
@@ -408,6 +408,12 @@ class Sweep:
             view.stage = item.get("stage", view.stage)
             self.on_task(view)
 
+    def _lose(self, pending: _Pending, reason: str) -> None:
+        """A task Ray could not finish (its node type has no node left, its objects were lost): not
+        committed, so a resume submits it again."""
+        pending.task.state, pending.task.reason = "lost", reason
+        self.on_task(pending.task)
+
     def run(self) -> SweepState:
         from ray.util.queue import Queue
 
@@ -429,7 +435,7 @@ class Sweep:
                     self._submit(model, run, events)
         self.state.status = "running"
         self.state.save(self.folder)
-        cancelled = False
+        cancelled, lost = False, 0
         while self._pending:
             if self._cancel.is_set() and not cancelled:
                 cancelled = True
@@ -441,16 +447,21 @@ class Sweep:
                 pending = self._pending.pop(task_ref)
                 try:
                     self._finish(pending, ray.get(task_ref))
-                except (ray.exceptions.TaskCancelledError, ray.exceptions.RayTaskError) as error:
+                except ray.exceptions.RayError as error:
                     if cancelled:
                         pending.task.state = "cancelled"
                         self.on_task(pending.task)
-                        continue
-                    cause = getattr(error, "cause", None) or error
-                    self._finish(pending, None, f"the Ray task failed: {describe_failure(cause)}")
-                except ray.exceptions.RayError as error:  # retries exhausted (nodes lost), object lost ...
-                    self._finish(pending, None, f"the Ray task was lost: {str(error).splitlines()[0]}")
-        self.state.status = "cancelled" if cancelled else "finished"
+                    elif isinstance(error, ray.exceptions.RayTaskError):  # our task raised: a result
+                        cause = getattr(error, "cause", None) or error
+                        self._finish(pending, None, f"the Ray task failed: {describe_failure(cause)}")
+                    else:  # no node of its type left, retries exhausted, objects lost: the cluster's doing
+                        lost += 1
+                        name = pending.run.node_type_name
+                        first = str(error).strip().splitlines()[0][:160]
+                        self._lose(
+                            pending, f"{first} (node type {name}): start a node of that kind and resume"
+                        )
+        self.state.status = "cancelled" if cancelled else "incomplete" if lost else "finished"
         for run in self.state.runs:
             self.store.finish_run(run.run_id, self.state.status)
         self.state.save(self.folder)

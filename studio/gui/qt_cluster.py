@@ -24,7 +24,7 @@ from studio.gui.qt_command import CommandRun
 NO_RAY = "Ray is not installed: pip install 'quantization-studio[cluster]'"
 # What `qstudio sweep` prints per task: "MODEL · RECIPE: STATE[ on NODE][ (STAGE)][: REASON]"
 TASK_LINE = re.compile(
-    r"^(?P<model>.+?) · (?P<recipe>\S+): (?P<state>queued|running|done|failed|unavailable|cancelled)(?P<rest>.*)$"
+    r"^(?P<model>.+?) · (?P<recipe>\S+): (?P<state>queued|running|done|failed|unavailable|cancelled|lost)(?P<rest>.*)$"
 )
 
 

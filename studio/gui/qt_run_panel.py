@@ -97,13 +97,13 @@ class RunPanel(QWidget):
         bar, stage_item = self.table.cellWidget(row, 1), self.table.item(row, 2)
         if not isinstance(bar, QProgressBar) or stage_item is None:
             return
-        final = state in ("done", "failed", "unavailable", "cancelled")
+        final = state in ("done", "failed", "unavailable", "cancelled", "lost")
         bar.setRange(0, 1 if final or state == "queued" else 0)
         bar.setValue(1 if final else 0)
         bar.setFormat(state)
         stage_item.setText(f"{state} {detail}".strip())
         stage_item.setToolTip(detail)
-        stage_item.setForeground(Qt.GlobalColor.red if state == "failed" else Qt.GlobalColor.black)
+        stage_item.setForeground(Qt.GlobalColor.red if state in ("failed", "lost") else Qt.GlobalColor.black)
         button = self.table.cellWidget(row, 3)
         if button is not None:  # a sweep is cancelled as a whole (Cancel all): its tasks are Ray's
             button.setEnabled(False)

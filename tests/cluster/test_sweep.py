@@ -56,26 +56,45 @@ def _options(tmp_path: Path) -> ClusterOptions:
 
 
 def test_sweep_places_recipes_survives_a_lost_node_and_exports(cluster, tiny_classifier, tiny_onnx, tiny_eval, tmp_path):
+    """A CPU node killed mid-task costs that task a retry on the other CPU node; the only GPU node killed
+    leaves its tasks waiting for none: they are reported lost, and a resume runs them on a new GPU node."""
     from studio.cli.main import main
+    from tests.fakes.cluster import GPU_ENV
 
     state = _state([tiny_classifier, tiny_onnx], ["ort-fp32", "ort-int8-dynamic", "fake-cuda"], tiny_eval, tmp_path)
     cpu_ids = {node.node_id for node in cluster.cpu_nodes}
     killed: dict[str, str] = {}
-    seen: list[tuple[str, str, str]] = []
+    states: dict[str, str] = {}
 
     def on_task(view: TaskView) -> None:
-        seen.append((view.key, view.state, view.node_id))
-        if view.state == "running" and view.node_id in cpu_ids and not killed and "torch-fp32" not in view.key:
-            killed[view.key] = view.node_id  # mid-task: its worker is still importing or measuring
+        states[view.key] = view.state
+        if view.state != "running" or view.node_id in killed.values():
+            return
+        if view.node_id in cpu_ids and "cpu" not in killed:  # mid-task: its worker imports or measures
+            killed["cpu"], killed["cpu-task"] = view.node_id, view.key
             cluster.remove_node(next(n for n in cluster.cpu_nodes if n.node_id == view.node_id))
+        elif view.node_id == cluster.gpu_node.node_id and "gpu" not in killed:
+            killed["gpu"] = view.node_id
+            cluster.remove_node(cluster.gpu_node)
 
     folder = tmp_path / "sweep"
     folder.mkdir()
-    sweep = Sweep(state, folder, default_store(), ArtifactCache(cache_dir() / "artifacts"), _options(tmp_path), on_task)
+    cache = ArtifactCache(cache_dir() / "artifacts")
+    sweep = Sweep(state, folder, default_store(), cache, _options(tmp_path), on_task)
     sweep.run()
+    assert "cpu" in killed and "gpu" in killed, killed
+    assert state.status == "incomplete", (states, [(r.recipe, r.status, r.reason[:150], r.node) for run in state.runs for r in default_store().load(run.run_id).results])
+    lost = sorted(key for key, value in states.items() if value == "lost")
+    gpu_runs = {run.run_id for run in state.runs if "H100" in run.node_type_name}
+    assert len(gpu_runs) == 2 and lost and {int(key.split("/")[0]) for key in lost} == gpu_runs
+    assert all(value == "done" for key, value in states.items() if int(key.split("/")[0]) not in gpu_runs)
 
-    assert killed, "no task ran on a CPU node"
+    cluster.gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, env_vars={GPU_ENV: "h100"})
+    cluster.wait_for_nodes()
+    again = Sweep(SweepState.load(folder), folder, default_store(), cache, _options(tmp_path))
+    state = again.run()
     assert state.status == "finished"
+    assert {int(key.split("/")[0]) for key in again.submitted} == gpu_runs  # the GPU node type's tasks only
     assert len(state.runs) == 4  # each model on the CPU node type and on the GPU node type
     results = {}
     for run in state.runs:
@@ -94,9 +113,11 @@ def test_sweep_places_recipes_survives_a_lost_node_and_exports(cluster, tiny_cla
     cpu_results = [r for (_, name), (_, r) in results.items() if name != "fake-cuda-fp16"]
     assert len(cpu_results) == 4
     assert all(gpu_id not in r.node and r.speedup_vs_reference is not None for r in cpu_results), (gpu_id, killed, [(r.recipe, r.node) for r in cpu_results])
-    lost_key = next(iter(killed))
-    lost = next(r for run in state.runs for r in default_store().load(run.run_id).results if lost_key == f"{run.run_id}/{r.recipe}")
-    assert killed[lost_key][:8] not in lost.node  # retried on the CPU node that is left
+    retried = next(
+        r for run in state.runs for r in default_store().load(run.run_id).results
+        if killed["cpu-task"] == f"{run.run_id}/{r.recipe}"
+    )  # fmt: skip
+    assert killed["cpu"][:8] not in retried.node  # retried on the CPU node that is left
 
     # A swept result exports from this machine's cache: its artifact came back from the node's cache.
     run, _ = results[(str(tiny_classifier), "ort-int8-dynamic")]
