@@ -137,7 +137,8 @@ def connect(options: ClusterOptions) -> str:
         if options.address:
             ray.init(address=options.address, **kwargs)
         else:
-            ray.init(num_cpus=options.local_cpus, include_dashboard=False, **kwargs)
+            # "local": a new instance of our own, never a cluster some other program left running here
+            ray.init(address="local", num_cpus=options.local_cpus, include_dashboard=False, **kwargs)
     return options.address or "a local Ray instance"
 
 
