@@ -51,6 +51,12 @@ def add_sweep_command(commands: Any) -> None:
         default=8.0,
         help="artifacts up to this size come back to this machine's cache, for `qstudio export` (8)",
     )
+    command.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=1.0,
+        help="the GPU share a CUDA recipe's task asks Ray for (1; 0.5 lets two tasks share a GPU)",
+    )
     command.add_argument("--cpus", type=int, help="the local Ray instance's CPUs (default: all)")
     command.add_argument(
         "--resume", type=int, metavar="RUN", help="re-submit what a sweep (any of its runs) lacks"
@@ -129,6 +135,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         shared_paths=args.shared_paths,
         node_cache=str(Path(args.node_cache).resolve()) if args.node_cache else None,
         fetch_limit=int(args.fetch_limit_gb * 2**30),
+        gpus_per_task=args.gpus_per_task,
         local_cpus=args.cpus,
     )
     lock = threading.Lock()

@@ -98,6 +98,7 @@ class ClusterOptions:
     shared_paths: bool = False  # model paths are the same on every node: nothing is shipped
     node_cache: str | None = None  # where nodes keep artifacts (default: the caller's cache on its machine)
     fetch_limit: int = 8 * 2**30  # artifacts up to this size come back to the caller's cache
+    gpus_per_task: float = 1.0  # what a CUDA task asks Ray for: 0.5 lets two share a GPU
     test_nvml: str | None = None  # tests only: "module:function" giving each node its fake NVML
     test_backends: tuple[str, ...] = ()
     local_cpus: int | None = None  # the local instance's CPUs (default: all)
@@ -336,7 +337,7 @@ class Sweep:
             )
             resources: dict[str, Any] = {"num_cpus": max(1, recipe.threads or node_type.cpus)}
             if recipe.device == "cuda":
-                resources["num_gpus"] = 1
+                resources["num_gpus"] = self.options.gpus_per_task
             ref = run_recipe.options(label_selector=selector, **resources).remote(
                 self._spec(model, run, job, view.key),
                 model.blob,

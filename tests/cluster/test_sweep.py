@@ -52,6 +52,7 @@ def _options(tmp_path: Path) -> ClusterOptions:
         node_cache=str(tmp_path / "node-cache"),
         test_nvml="tests.fakes.cluster:node_nvml",
         test_backends=("tests.fakes.backends:FAKE_CUDA",),
+        gpus_per_task=0.5,  # the GPU node's one GPU: two CUDA tasks at once
     )
 
 
