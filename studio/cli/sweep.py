@@ -111,25 +111,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ImportError:
         Console(stderr=True, highlight=False, markup=False).print(f"qstudio: {INSTALL}")
         return EXIT_USAGE
-    from studio.cluster.sweep import ClusterOptions, Sweep, SweepState, TaskView
+    from studio.cluster.sweep import ClusterOptions, Sweep, SweepState, TaskView, connect
     from studio.core import sweep_report
     from studio.core.engine import default_cache, default_store
     from studio.core.paths import data_dir
 
     # A line per message (the window reads them); no markup: reasons and paths may hold brackets.
     err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-    if args.resume is not None:
-        folder = sweep_folder(args.resume)
-        state = SweepState.load(folder)
-        err.print(f"resuming sweep {state.sweep_id} ({folder})")
-    else:
-        state = _new_state(args)
-        folder = Path(args.out) if args.out else data_dir() / "sweeps" / time.strftime("%Y%m%d-%H%M%S")
-        if (folder / "sweep.json").exists():
-            raise_existing(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state.save(folder)
-    store = default_store()
     options = ClusterOptions(
         address=args.address,
         shared_paths=args.shared_paths,
@@ -138,6 +126,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         gpus_per_task=args.gpus_per_task,
         local_cpus=args.cpus,
     )
+    store = default_store()
+    if args.resume is not None:
+        folder = sweep_folder(args.resume)
+        state = SweepState.load(folder)
+        connect(options)
+        err.print(f"resuming sweep {state.sweep_id} ({folder})")
+    else:
+        state = _new_state(args)  # a missing model or recipe fails here, before Ray starts
+        folder = Path(args.out) if args.out else data_dir() / "sweeps" / time.strftime("%Y%m%d-%H%M%S")
+        if (folder / "sweep.json").exists():
+            raise_existing(folder)
+        connect(options)  # in the main thread: a cluster that is not there fails before anything is written
+        folder.mkdir(parents=True, exist_ok=True)
+        state.save(folder)
     lock = threading.Lock()
 
     def write_report() -> None:

@@ -133,14 +133,42 @@ class _Run:
 
 def connect(options: ClusterOptions) -> str:
     """Join the cluster the user named, or start a local Ray instance; returns where it runs."""
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if ray.is_initialized():
+        return options.address or "a local Ray instance"
+    if options.address and options.address != "auto":
+        _check_reachable(options.address)
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    try:
         if options.address:
             ray.init(address=options.address, **kwargs)
         else:
             # "local": a new instance of our own, never a cluster some other program left running here
             ray.init(address="local", num_cpus=options.local_cpus, include_dashboard=False, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = (
+            f"join the Ray cluster at {options.address}" if options.address else "start a local Ray instance"
+        )
+        raise StudioError(
+            f"cannot {where}: {str(error).strip().splitlines()[0][:300]}",
+            "check the address and `ray status` on the head node; `ray start --head` starts a cluster",
+        ) from error
     return options.address or "a local Ray instance"
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Ray retries an address that does not answer for minutes: say at once when nothing listens there."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise StudioError(
+            f"'{address}' is not a Ray address", "give HOST:PORT (6379), ray://HOST:10001 or auto"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise StudioError(
+            f"nothing answers at {address} ({error})",
+            "start the head with `ray start --head`, or check the address and the firewall",
+        ) from error
 
 
 def probe_nodes(options: ClusterOptions, import_paths: list[str]) -> list[NodeType]:

@@ -242,3 +242,11 @@ def test_sweep_without_ray_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
     assert main(["sweep", "--models", "demo"]) == 2
     assert "pip install 'quantization-studio[cluster]'" in capsys.readouterr().err
+
+
+def test_sweep_to_an_address_where_nothing_listens_fails_at_once(capsys, tiny_classifier):
+    pytest.importorskip("ray")
+    from studio.cli.main import main
+
+    assert main(["sweep", "--models", str(tiny_classifier), "--recipes", "ort-fp32", "--address", "127.0.0.1:9"]) == 2
+    assert "nothing answers at 127.0.0.1:9" in capsys.readouterr().err
