@@ -103,6 +103,7 @@ def independent_timing(
 ) -> dict[str, dict[str, float]]:
     """Each artifact timed in a fresh process (benchmarks/time_artifact.py), rounds interleaved over all."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
+    round_p50s: dict[str, list[float]] = {name: [] for name in candidates}
     script = Path(__file__).with_name("time_artifact.py")
     for round_ in range(rounds):
         for name, arguments in candidates.items():
@@ -112,7 +113,9 @@ def independent_timing(
                 text=True,
                 check=True,
             ).stdout
-            samples[name].extend(json.loads(out.strip().splitlines()[-1])["ms"])
+            ms = json.loads(out.strip().splitlines()[-1])["ms"]
+            samples[name].extend(ms)
+            round_p50s[name].append(float(np.percentile(ms, 50)))
         print(f"  round {round_ + 1}/{rounds} done", flush=True)
     return {
         name: {
@@ -120,6 +123,9 @@ def independent_timing(
             "p90": float(np.percentile(s, 90)),
             "p99": float(np.percentile(s, 99)),
             "calls": len(s),
+            "round_p50s": [round(v, 3) for v in round_p50s[name]],
+            # how far this artifact's own rounds disagree: the machine's drift, which no harness removes
+            "round_spread": round((max(round_p50s[name]) - min(round_p50s[name])) / float(np.median(round_p50s[name])), 3),
         }
         for name, s in samples.items()
     }
@@ -245,8 +251,17 @@ def summarise(
         for r in run.results
         if r.ok and r.recipe in timing
     }
+    # The speed-up the studio reports against the one the independent loop gives: both are ratios taken
+    # within interleaved rounds, so a drift of the whole machine between the two timings cancels out.
+    speedup_vs_independent = {
+        r.recipe: round(r.speedup_vs_reference / (fp32_ms / timing[r.recipe]["p50"]), 3)
+        for r in run.results
+        if r.ok and not r.reference and r.speedup_vs_reference and r.recipe in timing
+    }
     trap = by_name.get("ort-int8-static-unfused")
     return {
+        "studio_speedup_over_independent": speedup_vs_independent,
+        "independent_round_spread": {name: t["round_spread"] for name, t in timing.items()},
         "best_recipe": best.recipe if best else None,
         "best_speedup_vs_torch_fp32": round(fp32_ms / timing[best.recipe]["p50"], 2) if best else None,
         "best_accuracy_drop_points": round((reference.accuracy - best.accuracy) * 100, 2) if best else None,
@@ -318,6 +333,14 @@ def markdown(
         "- Studio-reported p50 / independent p50: "
         + ", ".join(f"{k} {v}" for k, v in s["studio_reported_p50_over_independent"].items())
         + " (target within 5%).",
+        "- Studio-reported speed-up / independent speed-up (both against torch FP32 within their own rounds, so "
+        "a drift of the whole machine between the studio's timing and the independent one cancels): "
+        + ", ".join(f"{k} {v}" for k, v in s["studio_speedup_over_independent"].items())
+        + ".",
+        "- How far each artifact's own independent rounds disagree ((max - min) / median of the round p50s; "
+        "what this machine's drift alone does to one figure): "
+        + ", ".join(f"{k} {v:.0%}" for k, v in s["independent_round_spread"].items())
+        + ".",
     ]
     if s["trap_recipe"]:
         t = s["trap_recipe"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.backends.base import Artifact, BuildContext, Predictor
@@ -11,6 +14,24 @@ from studio.core.isa import dynamic_int8_settings
 
 # Operators ORT's dynamic quantizer knows; the recipe's exclude_ops are taken out of this set.
 DYNAMIC_OPS = ("MatMul", "Attention", "Gather", "LSTM", "EmbedLayerNormalization", "Conv")
+
+
+class _NoPreprocessHint(logging.Filter):
+    """ORT's quantizer advises pre-processing on every call (a root-logger warning); dynamic INT8 reads
+    the graph as exported or fused on purpose, and a ranking that builds dozens of variants repeats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in record.getMessage()
+
+
+@contextmanager
+def _without_preprocess_hint() -> Iterator[None]:
+    hint = _NoPreprocessHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(hint)
 
 
 class OrtDynamicInt8:
@@ -28,18 +49,19 @@ class OrtDynamicInt8:
             # The dynamic quantizer rewrites Gemm as MatMul named NAME_MatMul: a Gemm named in exclude_nodes
             # must stay excluded once it is a MatMul.
             excluded += [f"{name}_MatMul" for name in excluded]
-            quantize_dynamic(
-                source,
-                target,
-                op_types_to_quantize=ops,
-                per_channel=ctx.recipe.per_channel,
-                weight_type=getattr(QuantType, isa["weight_type"]),
-                reduce_range=isa["reduce_range"],
-                nodes_to_exclude=excluded,
-                use_external_data_format=source.stat().st_size > 2**31 - 2**26,
-                # Fused graphs carry com.microsoft ops whose outputs have no type info without this.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
+            with _without_preprocess_hint():
+                quantize_dynamic(
+                    source,
+                    target,
+                    op_types_to_quantize=ops,
+                    per_channel=ctx.recipe.per_channel,
+                    weight_type=getattr(QuantType, isa["weight_type"]),
+                    reduce_range=isa["reduce_range"],
+                    nodes_to_exclude=excluded,
+                    use_external_data_format=source.stat().st_size > 2**31 - 2**26,
+                    # Fused graphs carry com.microsoft ops whose outputs have no type info without this.
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
 
         isa = dynamic_int8_settings(cpu_flags())
         ctx.notes.append(

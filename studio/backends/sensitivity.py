@@ -58,7 +58,7 @@ class Sensitivity:
     op_type: str  # "MatMul", "Gemm", or "layer" for a group
     nodes: list[str]
     kl_when_quantized_alone: float
-    agreement_when_kept_float: float
+    agreement_when_kept_float: float | None  # None: not measured (`recovery=False`)
     sqnr_db: float | None = None  # the activation the node reads, fully quantized graph vs float (static)
     weight_sqnr_db: float | None = None  # its weight, dequantized vs float (static)
 
@@ -83,11 +83,16 @@ class SensitivityReport:
     layers: list[Sensitivity] = field(default_factory=list)  # nodes, worst first
     groups: list[Sensitivity] = field(default_factory=list)  # transformer layers, worst first
 
-    def worst_nodes(self, count: int) -> list[str]:
-        """The `count` most sensitive nodes; ranked by layer only, every node of the `count` worst layers."""
-        if self.layers:
-            return [entry.name for entry in self.layers[:count]]
-        return [node for entry in self.groups[:count] for node in entry.nodes]
+    def payload(self) -> dict[str, Any]:
+        """As `qstudio sensitivity --json` writes it: `layers` (nodes) and `groups`, worst first."""
+        return {
+            "recipe": self.recipe,
+            "sample": self.sample,
+            "agreement_all_quantized": self.agreement_all_quantized,
+            "kl_all_quantized": self.kl_all_quantized,
+            "layers": [entry.as_dict() for entry in self.layers],
+            "groups": [entry.as_dict() for entry in self.groups],
+        }
 
 
 def layer_of(node: str) -> str:
@@ -152,8 +157,12 @@ def analyse(
     report: Report = lambda stage, done, total: None,
     groups: bool = True,
     nodes: bool = True,
+    recovery: bool = True,
 ) -> SensitivityReport:
-    """Rank the recipe's quantizable nodes (and layers) by the error each causes; see the module doc."""
+    """Rank the recipe's quantizable nodes (and layers) by the error each causes; see the module doc.
+    `recovery=False` skips the kept-in-float builds (half the cost; the ranking is by KL alone).
+    Each variant's artifact is removed once measured, unless it was in the cache before: a causal LM's
+    ranking builds dozens of model-sized files that nothing reuses."""
     if recipe.backend not in SUPPORTED:
         raise StudioError(
             f"sensitivity covers {', '.join(SUPPORTED)} recipes; {recipe.name} uses {recipe.backend}",
@@ -185,10 +194,12 @@ def analyse(
         raise StudioError(f"{float_graph.name} has no MatMul or Gemm to quantize", "check the exported graph")
     names = [name for name, _ in products]
     groups = groups or not nodes
-    steps = (len(products) * 2 if nodes else 0) + (len({layer_of(n) for n in names}) * 2 if groups else 0) + 1
+    per_entry = 2 if recovery else 1
+    steps = (len(products) if nodes else 0) + (len({layer_of(n) for n in names}) if groups else 0)
+    steps = steps * per_entry + 1
     done = 0
 
-    def measure(excluded: list[str]) -> tuple[float, float, Any]:
+    def measure(excluded: list[str], keep: bool = False) -> tuple[float, float, Any]:
         nonlocal done
         variant = recipe.model_copy(
             update={"exclude_nodes": tuple(dict.fromkeys([*recipe.exclude_nodes, *excluded]))}
@@ -197,11 +208,13 @@ def analyse(
         artifact = backend.prepare(ctx)
         result = outputs(backend.load(ctx, artifact), variant)
         fid = fidelity(reference, result, classification=True)
+        if not keep and not artifact.from_cache and artifact.path is not None:
+            cache.discard(artifact.path.parent)
         done += 1
         report("sensitivity", done, steps)
         return fid.kl or 0.0, fid.top1_agreement or 0.0, artifact
 
-    kl_all, agreement_all, full = measure([])
+    kl_all, agreement_all, full = measure([], keep=True)  # what the recipe itself builds: kept
     static = recipe.backend == "ort-int8-static"
     activation_sqnr, weight_sqnr = (
         _sqnr(float_graph, full.path, model, sample, recipe) if static else ({}, {})
@@ -214,7 +227,7 @@ def analyse(
     def entry(name: str, op_type: str, members: list[str]) -> Sensitivity:
         others = [n for n in names if n not in members]
         kl_alone, _, _ = measure(others)
-        _, agreement_float, _ = measure(members)
+        agreement_float = measure(members)[1] if recovery else None
         return Sensitivity(
             name, op_type, members, kl_alone, agreement_float,
             lowest(activation_sqnr, members), lowest(weight_sqnr, members),
@@ -227,7 +240,9 @@ def analyse(
     group_entries = [entry(layer, "layer", members) for layer, members in grouped.items()] if groups else []
 
     def rank(entries: list[Sensitivity]) -> list[Sensitivity]:
-        return sorted(entries, key=lambda e: (-e.kl_when_quantized_alone, -e.agreement_when_kept_float))
+        return sorted(
+            entries, key=lambda e: (-e.kl_when_quantized_alone, -(e.agreement_when_kept_float or 0.0))
+        )
 
     return SensitivityReport(
         recipe.name, len(sample), agreement_all, kl_all, rank(layers), rank(group_entries)

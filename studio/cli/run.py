@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import threading
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -20,6 +21,8 @@ from studio.core.measure import TimingPlan
 from studio.core.model import DEMOS, PAIR_NOTE
 from studio.core.recipe import Recipe
 from studio.core.results import RunResult
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -99,39 +102,56 @@ def execute(request: dict[str, Any], recipes: list[Recipe], args: argparse.Names
         transient=not err.is_terminal,
         disable=args.quiet,
     )
-    outcome: list[RunResult] = []
+
+    def work() -> RunResult:
+        return engine.run(
+            request["model"],
+            recipes,
+            data,
+            calibration,
+            settings,
+            _progress_listener(progress),
+            request=request,
+        )
+
+    def cancel() -> None:
+        engine.cancel()
+        err.print("[yellow]cancelling ...[/yellow]")
+
+    with progress:
+        run, _ = run_cancellable(work, cancel, "qstudio-run")
+    assert run is not None  # a cancelled engine run returns its cancelled results
+    return report_outcome(run, args, err)
+
+
+def run_cancellable(
+    work: Callable[[], T], on_interrupt: Callable[[], None], name: str
+) -> tuple[T | None, bool]:
+    """`work()` in a thread, so that Ctrl+C reaches the main thread while it runs: then `on_interrupt()`
+    (which must make `work` end, e.g. cancel the engine) and wait for it. Returns what `work` returned
+    and whether the user interrupted; a failure of `work` is raised here."""
+    outcome: list[T] = []
     failure: list[BaseException] = []
 
-    def work() -> None:
+    def target() -> None:
         try:
-            outcome.append(
-                engine.run(
-                    request["model"],
-                    recipes,
-                    data,
-                    calibration,
-                    settings,
-                    _progress_listener(progress),
-                    request=request,
-                )
-            )
+            outcome.append(work())
         except BaseException as error:  # handed to the main thread
             failure.append(error)
 
-    thread = threading.Thread(target=work, name="qstudio-run")
-    with progress:
-        thread.start()
-        try:
-            while thread.is_alive():
-                thread.join(0.2)
-        except KeyboardInterrupt:
-            engine.cancel()
-            err.print("[yellow]cancelling ...[/yellow]")
-            thread.join()
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    interrupted = False
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        on_interrupt()
+        thread.join()
     if failure:
         raise failure[0]
-    run = outcome[0]
-    return report_outcome(run, args, err)
+    return (outcome[0] if outcome else None), interrupted
 
 
 def report_outcome(run: RunResult, args: argparse.Namespace, err: Console) -> int:

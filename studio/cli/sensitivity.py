@@ -63,7 +63,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from studio.core.hardware import probe
     from studio.core.model import open_model
     from studio.core.paths import cache_dir
-    from studio.core.recipe import keep_in_float, resolve_recipe
+    from studio.core.recipe import resolve_recipe
+    from studio.core.sensitivity_report import keep_worst, worst_nodes
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     model = open_model(args.model)
@@ -96,16 +97,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             groups=not args.no_groups,
             nodes=nodes,
         )
-    layers = [entry.as_dict() for entry in result.layers]
-    payload: dict[str, Any] = {
-        "recipe": result.recipe,
-        "model": model.info.name,
-        "sample": result.sample,
-        "agreement_all_quantized": result.agreement_all_quantized,
-        "kl_all_quantized": result.kl_all_quantized,
-        "layers": layers,
-        "groups": [entry.as_dict() for entry in result.groups],
-    }
+    payload: dict[str, Any] = {"model": model.info.name, **result.payload()}
+    layers = payload["layers"]
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1), encoding="utf-8")
         err.print(f"ranking written to {args.json}")
@@ -113,7 +106,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         _write_csv(Path(args.csv), layers)
         err.print(f"ranking written to {args.csv}")
     _show(result)
-    worst = result.worst_nodes(args.keep_float) if args.keep_float else []
+    worst = worst_nodes(payload, args.keep_float) if args.keep_float else []
     if args.html:
         from studio.core.sensitivity_report import sensitivity_html
 
@@ -121,7 +114,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         err.print(f"report written to {args.html}")
     if not args.keep_float:
         return EXIT_OK
-    kept = keep_in_float(recipe, worst)
+    kept = keep_worst(recipe, payload, args.keep_float)
     target = Path(args.recipe_out or f"{kept.name}.toml")
     target.write_text(kept.to_toml(), encoding="utf-8")
     err.print(f"recipe written to {target}")

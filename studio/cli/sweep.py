@@ -19,6 +19,7 @@ from studio.cli.run import (
     add_data_options,
     add_measure_options,
     measure_settings,
+    run_cancellable,
 )
 
 INSTALL = "Ray is not installed: pip install 'quantization-studio[cluster]' (Ray 2.60)"
@@ -159,26 +160,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 write_report()
 
     sweep = Sweep(state, folder, store, default_cache(), options, on_task, lambda m: err.print(m))
-    failure: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            sweep.run()
-        except BaseException as error:  # handed to the main thread
-            failure.append(error)
-
-    started = time.monotonic()
-    thread = threading.Thread(target=work, name="qstudio-sweep")
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt:
+    def cancel() -> None:
         err.print("cancelling the sweep's Ray tasks ...", style="yellow")
         sweep.cancel()
-        thread.join()
-    if failure:
-        raise failure[0]
+
+    started = time.monotonic()
+    run_cancellable(sweep.run, cancel, "qstudio-sweep")
     write_report()
     states = [view.state for view in sweep.tasks.values()]
     err.print(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,13 @@ from studio.cli.run import (
     data_request,
     load_data,
     measure_settings,
+    run_cancellable,
 )
 from studio.core.events import Event
 from studio.core.settings import RunSettings
 
 REQUEST_FILE = "request.json"
+LM_MAX_KLD = 0.10  # a causal LM's default budget of mean KLD against FP32
 
 
 def add_tune_command(commands: Any) -> None:
@@ -40,6 +42,12 @@ def add_tune_command(commands: Any) -> None:
     )
     command.add_argument(
         "--max-perplexity-rise", type=float, default=0.10, help="causal LMs: relative (0.10)"
+    )
+    command.add_argument(
+        "--max-kld",
+        type=float,
+        help=f"mean KL divergence to FP32, in nats (causal LMs: llama.cpp's Mean KLD, {LM_MAX_KLD}; "
+        "classifiers: over the labels, only when given)",
     )
     command.add_argument(
         "--objective", choices=("latency", "throughput", "size", "memory"), default="latency"
@@ -92,6 +100,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             if args.min_agreement is not None
             else (0.90 if language else 0.98),
             max_perplexity_rise=args.max_perplexity_rise,
+            max_kld=args.max_kld if args.max_kld is not None else (LM_MAX_KLD if language else None),
             objective=args.objective,
         )
         only = [resolve_recipe(ref) for ref in args.recipe] if args.recipe else None
@@ -119,6 +128,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         TimeElapsedColumn(), console=err, transient=not err.is_terminal, disable=args.quiet,
     )  # fmt: skip
     bar = progress.add_task("tune", total=len(state.planned), completed=len(state.trials))
+
+    def out_of_time() -> bool:
+        """Past the budget, less what the interleaved timing rounds after the last trial need."""
+        reserve = (len(state.trials) + 1) * (settings.timing.min_seconds + 1.0)
+        return budget is not None and time.monotonic() - started > budget - reserve
 
     def show(doing: str) -> None:
         best = state.best.name if state.best else "-"
@@ -156,9 +170,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 f"; best so far {best.name if best else '-'}{left}"
             )
         show(event.recipe)
-        # The interleaved timing rounds after the last trial take about one timing per trial: reserved.
-        reserve = (len(state.trials) + 1) * (settings.timing.min_seconds + 1.0)
-        if budget is not None and time.monotonic() - started > budget - reserve:
+        if out_of_time():
             state.stopped_by = state.stopped_by or "budget"
             engine.finish_early()
         elif falling_back and state.trials and state.trials[-1].meets_goal:
@@ -166,31 +178,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     def run_trials(recipes: list[Any]) -> bool:
         """One recorded engine run over `recipes` (the reference first); True when the user cancelled."""
-        failure: list[BaseException] = []
+        recorded = {**request, "recipes": [r.to_toml() for r in recipes]}  # what `qstudio rerun` reads
 
-        def work() -> None:
-            try:
-                recorded = {
-                    **request,
-                    "recipes": [r.to_toml() for r in recipes],
-                }  # what `qstudio rerun` reads
-                engine.run(request["model"], recipes, data, calibration, settings, listen, request=recorded)
-            except BaseException as error:  # handed to the main thread
-                failure.append(error)
-
-        thread = threading.Thread(target=work, name="qstudio-tune")
-        thread.start()
-        try:
-            while thread.is_alive():
-                thread.join(0.2)
-        except KeyboardInterrupt:
+        def cancel() -> None:
             state.stopped_by = "cancelled"
             engine.cancel()
-            thread.join()
-            return True
-        if failure:
-            raise failure[0]
-        return False
+
+        def work() -> None:
+            engine.run(request["model"], recipes, data, calibration, settings, listen, request=recorded)
+
+        return run_cancellable(work, cancel, "qstudio-tune")[1]
 
     falling_back = any("-keep" in r.name for r in remaining)
     with progress:  # stopped on any exit, an exception included
@@ -205,19 +202,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 # The winner again, in the same run: its refinements are timed in the same rounds as it.
                 stopped = run_trials([winner, *refine])
                 capped = args.max_trials is not None and len(state.trials) >= args.max_trials
-        if (
-            not stopped
-            and not state.stopped_by
-            and not capped
-            and (state.best is None or not state.best.meets_goal)
-        ):
-            fallback = _fallback_trials(state, model, data, calibration, err)
+        if not stopped and not state.stopped_by and not capped and not request.get("fell_back"):
+            try:
+                fallback = _fallback_trials(state, model, data, calibration, err, show, out_of_time)
+            except KeyboardInterrupt:  # while ranking: the trials so far stand, as after a cancelled trial
+                state.stopped_by, stopped, fallback = "cancelled", True, []
             if fallback:
+                request["fell_back"] = True
                 _extend_plan(request, state, folder, fallback)
                 falling_back = True
                 stopped = run_trials(fallback)
-    if falling_back and state.best is not None and state.best.meets_goal:  # the steps after it are moot
-        state.planned = [n for n in state.planned if n in state.done() or "-keep" not in n]
+    if falling_back and any(t.meets_goal and "-keep" in t.name for t in state.trials):
+        state.planned = [
+            n for n in state.planned if n in state.done() or "-keep" not in n
+        ]  # steps after it: moot
     state.stopped_by = state.stopped_by or ("max-trials" if len(state.trials) < len(state.planned) else "")
     state.finished = not state.stopped_by
     state.save(folder)
@@ -248,29 +246,82 @@ def _refine_trials(state: Any) -> tuple[Any, list[Any]]:
     return recipe, [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
 
 
-def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: Console) -> list[Any]:
-    """When no trial meets the goal: the closest INT8/INT4 trial with, first, its embeddings (Gather, for
-    ONNX Runtime INT8) in float, then its most sensitive nodes kept in float (1, 2, 4 and 8 of them,
-    ranked by `qstudio sensitivity`'s analysis on 64 inputs). The steps stop at the first that holds."""
-    from studio.backends.sensitivity import SUPPORTED, analyse
+def _fallback_start(state: Any) -> Any:
+    """The trial the fallback starts from: among the ONNX Runtime INT8/INT4 trials that miss the goal, the
+    closest to it, if it could still win (faster than the best passing trial by more than a tie, or
+    nothing passes). None when there is none."""
+    from studio.backends.sensitivity import SUPPORTED
+    from studio.core.recipe import parse_recipe
+    from studio.core.tune import TIE
+
+    passing = [t.objective_value for t in state.trials if t.meets_goal and t.objective_value is not None]
+    limit = min(passing) - abs(min(passing)) * TIE if passing else None
+    candidates = [
+        t
+        for t in state.trials
+        if t.status == "ok"
+        and not t.meets_goal
+        and t.objective_value is not None
+        and "-keep" not in t.name
+        and (limit is None or t.objective_value < limit)
+        and parse_recipe(tomllib.loads(t.recipe_toml), t.name).backend in SUPPORTED
+    ]
+    return (
+        min(candidates, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value)) if candidates else None
+    )
+
+
+def _fallback_trials(
+    state: Any,
+    model: Any,
+    data: Any,
+    calibration: Any,
+    err: Console,
+    show: Callable[[str], None],
+    out_of_time: Callable[[], bool],
+) -> list[Any]:
+    """INC's fallback: the closest INT8/INT4 trial that misses the goal (`_fallback_start`) with, first,
+    its embeddings (Gather, for ONNX Runtime INT8) in float, then its most sensitive nodes kept in float
+    (1, 2, 4 and 8 of them, ranked by `qstudio sensitivity`'s analysis on 64 inputs; a causal LM's whole
+    transformer layers, ranked by the KL each causes when quantized alone). The steps stop at the first
+    that holds. The ranking stops when the budget is spent (no fallback then)."""
+    from studio.backends.sensitivity import analyse
     from studio.core.cache import ArtifactCache
     from studio.core.capability import assess
     from studio.core.hardware import probe
     from studio.core.paths import cache_dir
-    from studio.core.recipe import keep_in_float, keep_ops_in_float, parse_recipe
+    from studio.core.recipe import keep_ops_in_float, parse_recipe
+    from studio.core.sensitivity_report import keep_worst
 
-    closest = state.best
-    if closest is None or model.info.task != "text-classification":
+    start = _fallback_start(state)
+    if start is None or model.info.task not in ("text-classification", "text-generation"):
         return []
-    recipe = parse_recipe(tomllib.loads(closest.recipe_toml), closest.name)
-    if recipe.backend not in SUPPORTED or "-keep" in recipe.name:
-        return []
-    err.print(
-        f"no trial meets the goal: ranking the layers of {recipe.name} to keep the most sensitive in float"
+    recipe = parse_recipe(tomllib.loads(start.recipe_toml), start.name)
+    language = model.is_causal_lm
+    unit = "transformer layers" if language else "nodes"
+    why = (
+        f"{recipe.name} misses the goal but is faster than the best passing trial"
+        if any(t.meets_goal for t in state.trials)
+        else "no trial meets the goal"
     )
+    err.print(f"{why}: ranking the {unit} of {recipe.name} to keep the most sensitive in float")
     sample = data.subset(list(range(min(64, len(data)))), data.source)
     precision = assess(recipe, probe(), model.info).precision
-    ranking = analyse(model, recipe, sample, calibration, ArtifactCache(cache_dir() / "artifacts"), precision)
+
+    def report(stage: str, done: int, total: int) -> None:
+        show(f"ranking {unit} {done}/{total}")
+        if out_of_time():
+            raise _BudgetSpent
+
+    try:
+        ranking = analyse(
+            model, recipe, sample, calibration, ArtifactCache(cache_dir() / "artifacts"), precision, report,
+            nodes=not language, recovery=not language,
+        )  # fmt: skip
+    except _BudgetSpent:
+        state.stopped_by = "budget"
+        err.print(f"the budget ran out while ranking the {unit}: no fallback trial")
+        return []
     variants = []
     if (
         recipe.precision == "int8"
@@ -278,11 +329,16 @@ def _fallback_trials(state: Any, model: Any, data: Any, calibration: Any, err: C
         and "Gather" not in recipe.exclude_ops
     ):
         variants.append(keep_ops_in_float(recipe, ["Gather"]))  # an op type first, as INC falls back
+    payload = ranking.payload()
     for count in (1, 2, 4, 8):
-        if count > len(ranking.layers):
+        if count > len(payload["layers"] or payload["groups"]):
             break
-        variants.append(keep_in_float(recipe, ranking.worst_nodes(count)))
+        variants.append(keep_worst(recipe, payload, count))
     return [v for v in variants if v.name not in state.done()]
+
+
+class _BudgetSpent(Exception):
+    """Raised from the ranking's progress callback when the tune's budget is spent."""
 
 
 def _record(
@@ -323,6 +379,7 @@ def _verdict(trial: Any) -> str:
 
 def _summary(state: Any, folder: Path) -> None:
     from studio.cli.render import wide_console
+    from studio.core.tune_report import is_language, latency_p50, quality_loss
 
     console = wide_console()
     best = state.best
@@ -335,16 +392,22 @@ def _summary(state: Any, folder: Path) -> None:
         else f"closest to the goal, {best.distance_to_goal:g} points short"
     )
     console.print(f"best: [bold]{best.name}[/bold] ({how}); recipe in {folder / 'best.toml'}")
+    language = is_language(state.reference)
+    latency, agreement = ("ms/token", "same top-1") if language else ("p50 ms", "agreement")
     for title, trial in (("tune's best", best), ("best built-in recipe", state.best_builtin)):
         if trial is not None:
             r = trial.result
-            p50 = (r.get("latency_ms") or {}).get("p50")
+            kld = (
+                f"  KLD {r['kl']:.4f}  PPL {quality_loss(r, state.reference)}"
+                if language and r.get("kl") is not None
+                else ""
+            )
             console.print(
-                f"  {title:<21} {trial.name:<40} p50 {p50 or 0:8.2f} ms  "
-                f"{r.get('speedup_vs_reference') or 0:5.2f}x FP32  agreement {r.get('top1_agreement') or 0:.1%}"
+                f"  {title:<21} {trial.name:<40} {latency} {latency_p50(r) or 0:8.2f}  "
+                f"{r.get('speedup_vs_reference') or 0:5.2f}x FP32  {agreement} {r.get('top1_agreement') or 0:.1%}{kld}"
                 f"  {'meets the goal' if trial.meets_goal else 'misses the goal'}"
             )
     console.print(f"report: {folder / 'report.html'}")
-    console.print(f"Pareto front ({state.goal.objective} against agreement): {', '.join(state.pareto)}")
+    console.print(f"Pareto front ({state.goal.objective} against {agreement}): {', '.join(state.pareto)}")
     if best.run_id is not None:
         console.print(f"export it: qstudio export {best.run_id} best --to DIR")

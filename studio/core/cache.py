@@ -139,6 +139,11 @@ class ArtifactCache:
             removed.append(entry.key)
         return removed
 
+    def discard(self, folder: Path) -> None:
+        """Remove one entry (a folder directly under the cache root), e.g. a throw-away variant."""
+        if folder.parent.resolve() == self.root.resolve() and (folder / ENTRY_FILE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+
     def clear(self) -> int:
         """Remove every entry; returns the bytes freed."""
         freed = 0

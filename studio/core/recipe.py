@@ -189,13 +189,15 @@ def keep_ops_in_float(recipe: Recipe, ops: list[str]) -> Recipe:
     )
 
 
-def keep_in_float(recipe: Recipe, nodes: list[str]) -> Recipe:
-    """`recipe` with `nodes` (a sensitivity ranking's worst, in order) left in float; named for how many."""
+def keep_in_float(recipe: Recipe, nodes: list[str], layers: list[str] | None = None) -> Recipe:
+    """`recipe` with `nodes` (a sensitivity ranking's worst, in order) left in float; named for how many
+    nodes, or for how many transformer `layers` when whole layers were ranked (a causal LM's)."""
     count = len(nodes)
+    what = f"{count} most sensitive nodes" if layers is None else ", ".join(layers)
     return recipe.model_copy(
         update={
-            "name": f"{recipe.name}-keep{count}-float",
-            "description": f"{recipe.title}, the {count} most sensitive nodes kept in float",
+            "name": f"{recipe.name}-keep{count if layers is None else f'{len(layers)}-layers'}-float",
+            "description": f"{recipe.title}, {what} kept in float",
             "exclude_nodes": tuple(dict.fromkeys([*recipe.exclude_nodes, *nodes])),
         }
     )

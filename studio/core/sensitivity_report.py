@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from studio.core.recipe import Recipe, keep_in_float
 from studio.core.svg import bar_chart
 from studio.core.tune_report import STYLE
 
@@ -12,11 +13,18 @@ BARS = 20
 
 
 def worst_nodes(payload: dict[str, Any], count: int) -> list[str]:
-    """As `SensitivityReport.worst_nodes`, from its JSON: the `count` worst nodes, or every node of the
+    """From a ranking's JSON (`SensitivityReport.payload`): the `count` worst nodes, or every node of the
     `count` worst layers when only layers were ranked (a causal LM by default)."""
     if payload.get("layers"):
         return [entry["name"] for entry in payload["layers"][:count]]
     return [node for entry in (payload.get("groups") or [])[:count] for node in entry["nodes"]]
+
+
+def keep_worst(recipe: Recipe, payload: dict[str, Any], count: int) -> Recipe:
+    """`recipe` with the ranking's `count` worst kept in float: nodes, or whole transformer layers (named
+    in the recipe's name and description) when only layers were ranked."""
+    layers = None if payload.get("layers") else [e["name"] for e in (payload.get("groups") or [])[:count]]
+    return keep_in_float(recipe, worst_nodes(payload, count), layers)
 
 
 def _table(entries: list[dict[str, Any]]) -> str:

@@ -42,6 +42,9 @@ class TuneGoal(BaseModel):
     max_accuracy_drop: float = 1.0  # points of task accuracy (classifiers with labels)
     min_agreement: float = 0.98  # top-1 agreement; for a causal LM, same top-1 over the scored tokens
     max_perplexity_rise: float = 0.10  # causal LMs: relative
+    # Mean KL(FP32 || trial) over the scored tokens, llama.cpp's "Mean KLD" (causal LMs; a classifier's KL
+    # over its labels where the user asks for it). None: not part of the goal.
+    max_kld: float | None = None
     objective: Objective = "latency"
 
 
@@ -242,6 +245,8 @@ def judge(result: RecipeResult, reference: RecipeResult, goal: TuneGoal) -> Tria
             rise = result.perplexity / reference.perplexity - 1
             if rise > goal.max_perplexity_rise + EPSILON:
                 shortfall["perplexity_points"] = round((rise - goal.max_perplexity_rise) * 100, 3)
+        if goal.max_kld is not None and result.kl is not None and result.kl > goal.max_kld + EPSILON:
+            shortfall["kld_points"] = round((result.kl - goal.max_kld) * 100, 3)  # hundredths of a nat
     return Trial(
         name=result.recipe,
         recipe_toml=result.recipe_toml,

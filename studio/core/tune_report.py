@@ -25,14 +25,45 @@ def latency_p50(row: dict[str, Any]) -> float | None:
     return float(latency["p50"]) if isinstance(latency, dict) else None
 
 
+def is_language(reference: dict[str, Any]) -> bool:
+    """Whether a tune's reference (its JSON) is a causal LM's: judged on same top-1, KLD and perplexity."""
+    return reference.get("perplexity") is not None
+
+
+def axis_names(language: bool) -> tuple[str, str]:
+    """What a trial's p50 and agreement are called for the model's kind."""
+    return ("decode ms per token", "same top-1") if language else ("latency p50 (ms)", "top-1 agreement")
+
+
+def goal_text(goal: Any, language: bool) -> str:
+    """The goal in words, as the tune judges it for the model's kind."""
+    kld = "" if goal.max_kld is None else f", mean KLD at most {goal.max_kld:g}"
+    if language:
+        return (
+            f"same top-1 as FP32 on at least {goal.min_agreement:.1%} of the scored tokens, perplexity at most "
+            f"{goal.max_perplexity_rise:.0%} above FP32's{kld}"
+        )
+    return (
+        f"at most {goal.max_accuracy_drop:g} accuracy points below FP32, top-1 agreement at least "
+        f"{goal.min_agreement:.1%}{kld}"
+    )
+
+
+def quality_loss(row: dict[str, Any], reference: dict[str, Any]) -> str:
+    """Accuracy points below FP32, or a causal LM's perplexity rise, as a table cell."""
+    if is_language(reference):
+        ppl, base = row.get("perplexity"), reference.get("perplexity")
+        return "–" if ppl is None or not base else f"{ppl / base - 1:+.1%}"
+    accuracy, base = row.get("accuracy"), reference.get("accuracy")
+    return "–" if accuracy is None or base is None else f"{(base - accuracy) * 100:.1f}"
+
+
 def _cell(value: Any, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
 def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
     r = trial.result
-    base = reference.get("accuracy")
-    drop = None if r.get("accuracy") is None or base is None else (base - r["accuracy"]) * 100
     size = r.get("size_bytes")
     verdict = (
         "meets"
@@ -55,7 +86,7 @@ def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
         _cell(r.get("speedup_vs_reference"), ".2f", "×"),
         _cell(r.get("latency_spread"), ".0%"),
         _cell(r.get("top1_agreement"), ".1%"),
-        _cell(drop, ".1f"),
+        quality_loss(r, reference),
         _cell(r.get("kl"), ".4f"),
         _cell(size / 2**20 if size else None, ".1f"),
         verdict,
@@ -64,6 +95,7 @@ def _row(trial: Trial, reference: dict[str, Any], best: str | None) -> str:
 
 
 def _side_by_side(state: TuneState) -> str:
+    latency, agreement = axis_names(is_language(state.reference))
     rows = []
     for title, trial in (("tune's best", state.best), ("best built-in recipe", state.best_builtin)):
         if trial is None:
@@ -76,7 +108,7 @@ def _side_by_side(state: TuneState) -> str:
             f"<td>{'yes' if trial.meets_goal else 'no'}</td></tr>"
         )
     return (
-        "<table><tr><th></th><th>recipe</th><th>p50 ms</th><th>× FP32</th><th>agreement</th><th>meets goal</th></tr>"
+        f"<table><tr><th></th><th>recipe</th><th>{latency}</th><th>× FP32</th><th>{agreement}</th><th>meets goal</th></tr>"
         + "".join(rows)
         + "</table>"
     )
@@ -85,6 +117,8 @@ def _side_by_side(state: TuneState) -> str:
 def tune_html(state: TuneState) -> str:
     goal = state.goal
     reference = state.reference
+    language = is_language(reference)
+    latency, agreement = axis_names(language)
     best = state.best.name if state.best else None
     points = [
         Point(t.name, p50, float(t.result["top1_agreement"]), on_front=t.name in state.pareto)
@@ -96,9 +130,7 @@ def tune_html(state: TuneState) -> str:
     reference_p50 = latency_p50(reference)
     if reference_p50 is not None:
         points.insert(0, Point(str(reference.get("recipe", "FP32")), reference_p50, 1.0, reference=True))
-    chart = scatter_chart(
-        points, "latency p50 (ms)", "top-1 agreement with FP32", "Trials: latency against agreement"
-    )
+    chart = scatter_chart(points, latency, f"{agreement} with FP32", f"Trials: {latency} against {agreement}")
     status = (
         "finished" if state.finished else (f"stopped ({state.stopped_by})" if state.stopped_by else "running")
     )
@@ -108,8 +140,8 @@ def tune_html(state: TuneState) -> str:
         else ""
     )
     best_toml = f"<h2>best.toml</h2><pre>{escape(state.best.recipe_toml)}</pre>" if state.best else ""
-    headers = ("trial", "status", "threads", "p50 ms", "× FP32", "rounds differ", "agreement", "accuracy drop (points)", "KL",
-               "size MB", "goal")  # fmt: skip
+    headers = ("trial", "status", "threads", latency, "× FP32", "rounds differ", agreement,
+               "ΔPPL" if language else "accuracy drop (points)", "KL", "size MB", "goal")  # fmt: skip
     table = (
         "<table><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
         + "".join(_row(t, reference, best) for t in state.trials) + "</table>"
@@ -119,8 +151,7 @@ def tune_html(state: TuneState) -> str:
 <style>{STYLE}</style></head><body>
 <h1>Tune — {escape(state.model)}</h1>
 <p>{len(state.trials)} of {len(state.planned)} trials, {status}; runs {", ".join(map(str, state.run_ids)) or "–"}.
-Goal: at most {goal.max_accuracy_drop:g} accuracy points below FP32, top-1 agreement at least {goal.min_agreement:.1%}
-(causal LMs: perplexity rise at most {goal.max_perplexity_rise:.0%}); optimising {goal.objective}.
+Goal: {goal_text(goal, language)}; optimising {goal.objective}.
 Speed figures are the median of interleaved timing rounds with the reference; a speed-up is against the
 reference at the same threads, batch and length.</p>
 <h2>Best, beside the best built-in recipe</h2>

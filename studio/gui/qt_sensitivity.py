@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.backends.sensitivity import SUPPORTED
-from studio.core.recipe import Recipe, keep_in_float
-from studio.core.sensitivity_report import worst_nodes
+from studio.core.recipe import Recipe
+from studio.core.sensitivity_report import keep_worst, worst_nodes
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -158,10 +158,9 @@ class SensitivityPanel(QWidget):
 
     def keep_worst(self) -> None:
         """The recipe with the worst N nodes in float, run beside the original (the before/after)."""
-        nodes = worst_nodes(self.payload, self.keep.value())
-        if self.recipe is None or not nodes:
+        if self.recipe is None or not worst_nodes(self.payload, self.keep.value()):
             return
-        kept = keep_in_float(self.recipe, nodes)
+        kept = keep_worst(self.recipe, self.payload, self.keep.value())
         self.state.add_recipe(kept)
         self.runRequested.emit([self.recipe, kept])
 

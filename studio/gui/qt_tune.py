@@ -29,14 +29,18 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.paths import data_dir
-from studio.core.tune_report import latency_p50
+from studio.core.tune_report import axis_names, latency_p50, quality_loss
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
 from studio.gui.qt_state import StudioState
 
 HEADERS = ("trial", "status", "p50 ms", "× FP32", "agreement", "accuracy drop", "goal")
+LM_HEADERS = ("trial", "status", "ms/token", "× FP32", "same top-1", "ΔPPL", "KLD", "goal")
 POLL_MS = 500
+# Defaults per model kind: a classifier's top-1 agreement, a causal LM's same top-1 (llama.cpp's) and KLD.
+AGREEMENT = {False: 0.98, True: 0.90}
+LM_MAX_KLD = 0.10
 
 
 class TunePanel(QWidget):
@@ -52,6 +56,8 @@ class TunePanel(QWidget):
 
         self.drop = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=100.0, value=1.0, suffix=" points")
         self.agreement = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, value=0.98, singleStep=0.005)
+        self.perplexity = QDoubleSpinBox(decimals=0, minimum=0.0, maximum=1000.0, value=10.0, suffix=" %")
+        self.kld = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=10.0, value=LM_MAX_KLD, singleStep=0.01)
         self.objective = QComboBox()
         self.objective.addItems(["latency", "throughput", "size", "memory"])
         self.budget = QSpinBox(minimum=0, maximum=24 * 60, value=15, suffix=" min")
@@ -59,8 +65,11 @@ class TunePanel(QWidget):
         self.max_trials = QSpinBox(minimum=0, maximum=1000, value=0)
         self.max_trials.setSpecialValueText("all")
         form = QFormLayout()
+        self.form = form
         form.addRow("Max accuracy drop", self.drop)
         form.addRow("Min agreement with FP32", self.agreement)
+        form.addRow("Max perplexity rise", self.perplexity)
+        form.addRow("Max mean KLD (nats)", self.kld)
         form.addRow("Optimise", self.objective)
         form.addRow("Budget", self.budget)
         form.addRow("Max trials", self.max_trials)
@@ -94,16 +103,38 @@ class TunePanel(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
+        self.language = False
+        self.set_kind(state.model.task if state.model else "text-classification")
+        state.modelChanged.connect(lambda info: self.set_kind(info.task))
+
+    def set_kind(self, task: str) -> None:
+        """The goal's fields, the chart's axes and the table's columns for a classifier or a causal LM."""
+        language = task == "text-generation"
+        if language != self.language or not self.table.columnCount():
+            self.agreement.setValue(AGREEMENT[language])
+        self.language = language
+        self.form.setRowVisible(self.drop, not language)
+        self.form.setRowVisible(self.perplexity, language)
+        self.form.setRowVisible(self.kld, language)
+        self.form.labelForField(self.agreement).setText(  # type: ignore[attr-defined]
+            "Min same top-1 with FP32" if language else "Min agreement with FP32"
+        )
+        latency, agreement = axis_names(language)
+        self.plot.setLabel("left", f"{agreement} with FP32", units="%")
+        self.plot.setLabel("bottom", latency.replace(" (ms)", ""), units=None if language else "ms")
+        headers = LM_HEADERS if language else HEADERS
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(list(headers))
 
     # -- running --------------------------------------------------------------------------------------
     def arguments(self, folder: Path) -> list[str]:
         args = ["tune", *self.state.cli_data_args(), "--out", str(folder), "--quiet"]
-        args += [
-            "--max-accuracy-drop",
-            f"{self.drop.value():g}",
-            "--min-agreement",
-            f"{self.agreement.value():g}",
-        ]
+        args += ["--min-agreement", f"{self.agreement.value():g}"]
+        if self.language:
+            args += ["--max-perplexity-rise", f"{self.perplexity.value() / 100:g}"]
+            args += ["--max-kld", f"{self.kld.value():g}"]
+        else:
+            args += ["--max-accuracy-drop", f"{self.drop.value():g}"]
         args += ["--objective", self.objective.currentText()]
         if self.budget.value():
             args += ["--budget", f"{self.budget.value()}m"]
@@ -239,19 +270,20 @@ class TunePanel(QWidget):
 
     def _fill(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
         self.table.setRowCount(len(trials))
-        base = reference.get("accuracy")
         for row, trial in enumerate(trials):
             p50, speedup = latency_p50(trial), trial.get("speedup_vs_reference")
-            agreement, accuracy = trial.get("top1_agreement"), trial.get("accuracy")
-            cells = (
+            agreement, kld = trial.get("top1_agreement"), trial.get("kl")
+            cells = [
                 ("★ " if trial["recipe"] == best else "") + trial["recipe"],
                 trial.get("status", ""),
                 "-" if p50 is None else f"{p50:.2f}",
                 "-" if speedup is None else f"{speedup:.2f}",
                 "-" if agreement is None else f"{agreement:.1%}",
-                "-" if accuracy is None or base is None else f"{(base - accuracy) * 100:.1f}",
-                "meets" if trial.get("meets_goal") else (trial.get("reason") or "misses")[:60],
-            )
+                quality_loss(trial, reference),
+            ]
+            if self.language:
+                cells.append("-" if kld is None else f"{kld:.4f}")
+            cells.append("meets" if trial.get("meets_goal") else (trial.get("reason") or "misses")[:60])
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()

@@ -64,6 +64,9 @@ def test_the_fragile_layer_ranks_first(
     assert report.groups[0].name == "other"  # the head is no transformer layer
     if recipe == "ort-int8-static-minmax":  # activation and weight SQNR from qdq_loss_debug
         assert all(e.sqnr_db is not None and e.weight_sqnr_db is not None for e in report.layers)
+    # Of the dozens of variants built, only the recipe's own artifact stays in the cache.
+    quantized = [e for e in ArtifactCache(tmp_path).entries() if e.meta.get("recipe")]
+    assert [e.meta["recipe"] for e in quantized] == [recipe], [e.meta for e in quantized]
 
 
 def test_layer_names() -> None:

@@ -77,6 +77,45 @@ def test_a_variant_must_beat_the_earlier_trial_by_more_than_noise() -> None:
     assert standing([first, near, far]).best.name == "built-in-t4"
 
 
+def test_a_kld_budget_is_part_of_the_goal_when_set() -> None:
+    reference = _result("ref", 10.0, 1.0, 0.90)
+    drifting = _result("drift", 5.0, 0.99, 0.90).model_copy(update={"kl": 0.25})
+    assert judge(drifting, reference, TuneGoal()).meets_goal  # no KLD budget: KL is not judged
+    trial = judge(drifting, reference, TuneGoal(max_kld=0.1))
+    assert not trial.meets_goal and trial.shortfall == {"kld_points": 15.0}  # hundredths of a nat
+
+
+def test_the_fallback_starts_from_a_failing_quantized_trial_only_where_it_could_win() -> None:
+    """Nothing passes: the closest ONNX Runtime INT8/INT4 trial. Something passes: only a failing trial
+    faster than it (beyond a tie) is worth rescuing; torch recipes and earlier fallback steps never are."""
+    from studio.cli.tune import _fallback_start
+    from studio.core.tune import TuneState
+
+    reference = _result("ref", 10.0, 1.0, 0.90)
+
+    def trial(name: str, recipe: str, p50: float, agreement: float):
+        result = _result(name, p50, agreement, 0.90).model_copy(
+            update={"recipe_toml": resolve_recipe(recipe).to_toml()}
+        )
+        return judge(result, reference, TuneGoal())
+
+    static = trial("ort-int8-static-minmax", "ort-int8-static-minmax", 4.0, 0.95)
+    int4 = trial("ort-int4-weight-only", "ort-int4-weight-only", 3.0, 0.90)
+    torchao = trial("torch-int8-dynamic", "torch-int8-dynamic", 1.0, 0.97)
+    kept = trial("ort-int8-static-minmax-keep1-float", "ort-int8-static-minmax", 4.1, 0.97)
+
+    def state(*trials):
+        return TuneState(goal=TuneGoal(), model="m", planned=[t.name for t in trials], trials=list(trials))
+
+    assert _fallback_start(state(static, int4, torchao, kept)).name == "ort-int8-static-minmax"  # closest
+    slower_pass = trial("ort-fp32", "ort-fp32", 6.0, 1.0)
+    assert _fallback_start(state(static, slower_pass)).name == "ort-int8-static-minmax"
+    faster_pass = trial("ort-int8-dynamic", "ort-int8-dynamic", 3.0, 0.99)
+    assert _fallback_start(state(static, int4, faster_pass)) is None  # none could beat it
+    tie = trial("ort-int8-dynamic", "ort-int8-dynamic", 4.05, 0.99)
+    assert _fallback_start(state(static, tie)) is None  # 1% faster is noise
+
+
 def test_best_names_a_tunes_run_only() -> None:
     class PlainRuns:
         def request(self, run_id: int) -> dict:

@@ -53,3 +53,29 @@ def test_sensitivity_from_the_window_ranks_nodes_and_runs_the_worst_kept_in_floa
     assert all(r.ok for r in run.results), [r.reason for r in run.results]
     kept = parse_recipe(tomllib.loads(run.results[2].recipe_toml))
     assert kept.exclude_nodes == (layers[0]["name"],)
+
+
+def test_the_tune_view_asks_a_causal_lm_for_same_top1_kld_and_perplexity(make_window, tiny_llama, tmp_path):
+    """For a causal LM the goal is llama.cpp's (same top-1, mean KLD) plus perplexity; the chart and the
+    table speak of ms per token and same top-1. Opening a classifier brings the classifier's goal back."""
+    window = make_window(str(tiny_llama))
+    panel = window.tune
+    assert panel.language and panel.agreement.value() == 0.90
+    assert panel.form.isRowVisible(panel.kld) and panel.form.isRowVisible(panel.perplexity)
+    assert not panel.form.isRowVisible(panel.drop)
+    assert panel.form.labelForField(panel.agreement).text() == "Min same top-1 with FP32"
+    panel.kld.setValue(0.05)
+    args = panel.arguments(tmp_path / "t")
+    assert args[args.index("--max-kld") + 1] == "0.05" and args[args.index("--min-agreement") + 1] == "0.9"
+    assert args[args.index("--max-perplexity-rise") + 1] == "0.1" and "--max-accuracy-drop" not in args
+    headers = [panel.table.horizontalHeaderItem(i).text() for i in range(panel.table.columnCount())]
+    assert headers[2] == "ms/token" and "same top-1" in headers and "KLD" in headers
+    reference = {"recipe": "llm-torch-fp32", "perplexity": 10.0, "latency_ms": {"p50": 20.0}}
+    trial = {"recipe": "llm-ort-int4", "status": "ok", "latency_ms": {"p50": 10.0}, "top1_agreement": 0.95,
+             "perplexity": 10.5, "kl": 0.0321, "speedup_vs_reference": 2.0, "meets_goal": True}  # fmt: skip
+    panel.show_payload({"trials": [trial], "state": {"reference": reference}, "best": {"recipe": "llm-ort-int4"}})
+    row = [panel.table.item(0, c).text() for c in range(panel.table.columnCount())]
+    assert row[1:] == ["ok", "10.00", "2.00", "95.0%", "+5.0%", "0.0321", "meets"]
+    assert panel.points() == 2  # the trial and the reference
+    panel.set_kind("text-classification")  # what a classifier's modelChanged does
+    assert not panel.language and panel.agreement.value() == 0.98 and panel.form.isRowVisible(panel.drop)
