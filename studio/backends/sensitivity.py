@@ -101,14 +101,23 @@ def layer_of(node: str) -> str:
     return f"layer {match.group(1)}" if match else "other"
 
 
-def quantizable_nodes(graph_path: Path) -> list[tuple[str, str]]:
-    """(name, op type) of the matrix products a recipe quantizes, index paths left out."""
+def quantizable_nodes(graph_path: Path, constant_weights_only: bool = False) -> list[tuple[str, str]]:
+    """(name, op type) of the matrix products a recipe quantizes, index paths left out. Dynamic INT8 and
+    INT4 quantize only products whose second input is a weight (ORT's MatMulConstBOnly, MatMulNBits):
+    with `constant_weights_only` the others (attention scores, a rotary embedding's positions) are left
+    out, as quantizing one "alone" would quantize nothing."""
     import onnx
 
     graph = onnx.load(str(graph_path), load_external_data=False).graph
     skipped = set(index_path_nodes(graph_path, PRODUCTS))
+    weights = {initializer.name for initializer in graph.initializer}
     return [
-        (n.name, n.op_type) for n in graph.node if n.op_type in PRODUCTS and n.name and n.name not in skipped
+        (n.name, n.op_type)
+        for n in graph.node
+        if n.op_type in PRODUCTS
+        and n.name
+        and n.name not in skipped
+        and (not constant_weights_only or (len(n.input) > 1 and n.input[1] in weights))
     ]
 
 
@@ -186,7 +195,7 @@ def analyse(
     base = context(recipe)
     float_graph = source_graph(base)
     reference = outputs(_float_predictor(model, float_graph, recipe), recipe)
-    products = quantizable_nodes(float_graph)
+    products = quantizable_nodes(float_graph, constant_weights_only=recipe.mode != "static")
     if model.is_causal_lm and not recipe.quantize_lm_head:  # the recipe leaves it in float anyway
         head = set(lm_head_nodes(float_graph))
         products = [(name, op) for name, op in products if name not in head]

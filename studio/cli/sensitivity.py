@@ -38,7 +38,9 @@ def add_sensitivity_command(commands: Any) -> None:
         "--all-nodes", action="store_true", help="causal LMs: rank every matrix product too (2 builds each)"
     )
     command.add_argument("--json", metavar="FILE", help="write `layers` and `groups`, ranked worst first")
-    command.add_argument("--csv", metavar="FILE", help="the node ranking as CSV")
+    command.add_argument(
+        "--csv", metavar="FILE", help="the node ranking as CSV (layers when only layers were ranked)"
+    )
     command.add_argument("--html", metavar="FILE", help="the ranking as a report (bar charts and tables)")
     command.add_argument(
         "--keep-float",
@@ -103,7 +105,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(payload, indent=1), encoding="utf-8")
         err.print(f"ranking written to {args.json}")
     if args.csv:
-        _write_csv(Path(args.csv), layers)
+        _write_csv(Path(args.csv), layers or payload["groups"])  # a causal LM: its layers
         err.print(f"ranking written to {args.csv}")
     _show(result)
     worst = worst_nodes(payload, args.keep_float) if args.keep_float else []

@@ -19,6 +19,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.paths import data_dir
-from studio.core.tune_report import axis_names, latency_p50, quality_loss
+from studio.core.tune_report import axis_names, is_language, latency_p50, quality_loss
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -84,8 +85,17 @@ class TunePanel(QWidget):
         self.report_button = QPushButton("Open the report")
         self.report_button.setEnabled(False)
         self.report_button.clicked.connect(self._open_report)
+        self.open_button = QPushButton("Open a tune…")
+        self.open_button.setToolTip(
+            "Show a tune's folder (started here or with `qstudio tune`), and resume it"
+        )
+        self.open_button.clicked.connect(lambda: self.open_folder(self.choose_folder()))
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self.resume)
         buttons = QHBoxLayout()
-        for button in (self.start_button, self.cancel_button, self.best_button, self.report_button):
+        for button in (self.start_button, self.cancel_button, self.open_button, self.resume_button,
+                       self.best_button, self.report_button):  # fmt: skip
             buttons.addWidget(button)
         buttons.addStretch(1)
         self.status = QLabel(
@@ -119,6 +129,11 @@ class TunePanel(QWidget):
         self.form.labelForField(self.agreement).setText(  # type: ignore[attr-defined]
             "Min same top-1 with FP32" if language else "Min agreement with FP32"
         )
+        self._show_kind(language)
+
+    def _show_kind(self, language: bool) -> None:
+        """Axes and columns for the figures shown: a classifier's or a causal LM's."""
+        self.shown_language = language
         latency, agreement = axis_names(language)
         self.plot.setLabel("left", f"{agreement} with FP32", units="%")
         self.plot.setLabel("bottom", latency.replace(" (ms)", ""), units=None if language else "ms")
@@ -152,15 +167,50 @@ class TunePanel(QWidget):
         self.payload, self._mtime = {}, 0.0
         self.plot.clear()
         self.table.setRowCount(0)
-        self.command = CommandRun(self.arguments(self.folder), self)
+        self._launch(self.arguments(self.folder), f"tuning {self.state.model.name}: state in {self.folder}")
+
+    def _launch(self, args: list[str], message: str) -> None:
+        self.command = CommandRun(args, self)
         self.command.line.connect(self.status.setText)
         self.command.finished.connect(self._finished)
         self.command.start()
-        self.start_button.setEnabled(False)
+        for button in (self.start_button, self.open_button, self.resume_button, self.best_button):
+            button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.best_button.setEnabled(False)
-        self.status.setText(f"tuning {self.state.model.name}: state in {self.folder}")
+        self.status.setText(message)
         self.timer.start()
+
+    def choose_folder(self) -> str:
+        """The folder dialog (tests answer it instead)."""
+        return QFileDialog.getExistingDirectory(self, "Open a tune's folder", str(data_dir() / "tunes"))
+
+    def open_folder(self, folder: str) -> None:
+        """Show the tune in `folder` (its tune.json), whoever ran it; Resume continues an unfinished one."""
+        if not folder or (self.command is not None and self.command.running):
+            return
+        path = Path(folder)
+        if not (path / "tune.json").is_file():
+            self.state.error.emit(f"{folder} holds no tune.json", "Pick the folder a tune wrote (its --out).")
+            return
+        self.folder, self._mtime = path, 0.0
+        self.poll()
+        finished = bool(self.payload.get("finished"))
+        self.resume_button.setEnabled(not finished)
+        self._enable_results()
+        trials, planned = len(self.payload.get("trials", [])), len(self.payload.get("planned", []))
+        self.status.setText(
+            f"tune in {path}: {trials} of {planned} trials, "
+            + (
+                "finished"
+                if finished
+                else f"stopped ({self.payload.get('stopped_by') or 'killed'}): Resume continues it"
+            )
+        )
+
+    def resume(self) -> None:
+        if self.folder is None or (self.command is not None and self.command.running):
+            return
+        self._launch(["tune", "--resume", str(self.folder), "--quiet"], f"resuming the tune in {self.folder}")
 
     def cancel(self) -> None:
         if self.command is not None:
@@ -171,7 +221,9 @@ class TunePanel(QWidget):
         self.timer.stop()
         self.poll()
         self.start_button.setEnabled(True)
+        self.open_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self.resume_button.setEnabled(not self.payload.get("finished", True))
         best = self.payload.get("best")
         lines = self.command.lines if self.command is not None else []
         if best:
@@ -181,13 +233,17 @@ class TunePanel(QWidget):
                 else (f"closest to the goal, {best.get('distance_to_goal')} points short")
             )
             self.status.setText(f"best: {best['recipe']} ({verdict}); recipe in {self.folder}/best.toml")
-            self.best_button.setEnabled(best.get("run_id") is not None)
-            self.report_button.setEnabled(self.folder is not None and (self.folder / "report.html").exists())
+            self._enable_results()
         elif code != 0:
             self.state.error.emit(
                 f"Tune failed: {lines[-1] if lines else f'exit status {code}'}", "\n".join(lines)
             )
             self.status.setText("the tune failed: see Problems")
+
+    def _enable_results(self) -> None:
+        best = self.payload.get("best") or {}
+        self.best_button.setEnabled(best.get("run_id") is not None)
+        self.report_button.setEnabled(self.folder is not None and (self.folder / "report.html").exists())
 
     def _open_report(self) -> None:
         if self.folder is not None:
@@ -218,6 +274,8 @@ class TunePanel(QWidget):
         self.payload = payload
         trials = payload.get("trials", [])
         reference = payload.get("state", {}).get("reference") or {}
+        if reference and is_language(reference) != self.shown_language:  # a tune of another kind, opened
+            self._show_kind(is_language(reference))
         best = (payload.get("best") or {}).get("recipe")
         self._draw(trials, reference, best)
         self._fill(trials, reference, best)
@@ -281,7 +339,7 @@ class TunePanel(QWidget):
                 "-" if agreement is None else f"{agreement:.1%}",
                 quality_loss(trial, reference),
             ]
-            if self.language:
+            if self.shown_language:
                 cells.append("-" if kld is None else f"{kld:.4f}")
             cells.append("meets" if trial.get("meets_goal") else (trial.get("reason") or "misses")[:60])
             for column, text in enumerate(cells):

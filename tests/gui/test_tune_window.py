@@ -26,6 +26,23 @@ def test_a_tune_from_the_window_draws_its_trials_and_opens_the_best(make_window,
     panel.best_button.click()
     assert window.state.run is not None and window.state.run.run_id == best["run_id"]
     assert window.tabs.currentIndex() == 0
+    # Stopped by its trial cap: the tune can be opened again (here or from a CLI run) and resumed.
+    folder = panel.folder
+    assert not panel.payload["finished"] and panel.resume_button.isEnabled()
+    panel.payload, panel.folder = {}, None
+    panel.table.setRowCount(0)
+    with qtbot.waitSignal(window.state.error) as refused:
+        panel.open_folder(str(folder.parent))
+    assert "holds no tune.json" in refused.args[0] and panel.folder is None
+    panel.choose_folder = lambda: str(folder)
+    panel.open_button.click()
+    assert panel.table.rowCount() == 2 and panel.resume_button.isEnabled() and panel.best_button.isEnabled()
+    assert f"2 of {len(panel.payload['planned'])} trials" in panel.status.text()
+    panel.resume_button.click()
+    assert panel.command.args == ["tune", "--resume", str(folder), "--quiet"] and not panel.start_button.isEnabled()
+    with qtbot.waitSignal(panel.command.finished, timeout=120_000):
+        panel.cancel()
+    assert panel.start_button.isEnabled() and panel.open_button.isEnabled()
 
 
 def test_sensitivity_from_the_window_ranks_nodes_and_runs_the_worst_kept_in_float(
