@@ -104,7 +104,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             objective=args.objective,
         )
         only = [resolve_recipe(ref) for ref in args.recipe] if args.recipe else None
-        trials = plan_trials(model.info, probe(), only)
+        trials = plan_trials(model.info, probe(), only, args.objective)
         if not trials:
             raise StudioError("no recipe for this model can run on this machine", "see `qstudio recipes`")
         request["tune_trials"] = [r.to_toml() for r in trials]

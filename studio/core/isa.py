@@ -49,27 +49,36 @@ def _missing(names: tuple[str, ...]) -> str:
     return "/".join(shown.get(n, n) for n in names)
 
 
+SLOWER_HERE = "expect slower than FP32 here"  # how a notice starts when FP32 is likely faster on this CPU
+NO_SPEEDUP = "expect no speed-up"
+
+
+def likely_slower(notice: str) -> bool:
+    """Whether a recipe's CPU notice expects it to run no faster than FP32 on this machine."""
+    return notice.startswith((SLOWER_HERE, NO_SPEEDUP))
+
+
 def cpu_notice(backend: str, precision: str, mode: str, flags: list[str]) -> str:
     """What to expect from a CPU recipe on a CPU with `flags`: "" when nothing needs saying."""
     arm = is_arm(flags)
     int8_units = ARM_INT8 if arm else VNNI
     if precision == "int8" and mode == "dynamic" and backend.startswith("torch") and not has_int8_dot(flags):
         return (
-            f"expect slower than FP32 here: no {_missing(int8_units)} (torchao's dynamic INT8 took 18x FP32's "
+            f"{SLOWER_HERE}: no {_missing(int8_units)} (torchao's dynamic INT8 took 18x FP32's "
             "time on an AVX2-only CPU)"
         )
     if precision == "int8" and mode == "static" and not has_int8_dot(flags):
         return (
-            f"expect slower than FP32 here: no {_missing(int8_units)} (static QDQ INT8 measured slower than FP32 "
+            f"{SLOWER_HERE}: no {_missing(int8_units)} (static QDQ INT8 measured slower than FP32 "
             "on an AVX2-only CPU)"
         )
     if precision == "int8" and mode == "dynamic" and not has_int8_dot(flags):
         return f"expect less gain here: no {_missing(int8_units)} (ORT dynamic INT8: 2.0x on AVX2, 3.0x with VNNI)"
     if precision == "int8" and mode == "weight-only" and backend.startswith("torch"):
         return (
-            "expect no speed-up on a CPU: torchao's INT8 weight-only converts its weights to float on every call "
+            f"{NO_SPEEDUP} on a CPU: torchao's INT8 weight-only converts its weights to float on every call "
             "in eager mode (0.85x FP32 measured on an AMX CPU)"
         )
     if precision == "bf16" and not any(flag in flags for flag in (ARM_BF16 if arm else BF16)):
-        return f"expect slower than FP32 here: no {_missing(ARM_BF16 if arm else BF16)}; BF16 is emulated"
+        return f"{SLOWER_HERE}: no {_missing(ARM_BF16 if arm else BF16)}; BF16 is emulated"
     return ""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from studio.core.capability import assess
 from studio.core.hardware import HardwareInfo
+from studio.core.isa import likely_slower
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe, builtin_recipes
 from studio.core.results import RecipeResult
@@ -144,33 +145,46 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def plan_trials(model: ModelInfo, hardware: HardwareInfo, only: list[Recipe] | None = None) -> list[Recipe]:
+def plan_trials(
+    model: ModelInfo,
+    hardware: HardwareInfo,
+    only: list[Recipe] | None = None,
+    objective: Objective = "latency",
+) -> list[Recipe]:
     """The search space on this machine: every built-in recipe for the model's kind (or the `only` ones)
     that can run here (greyed ones are never tried), fastest-likely first, plus per-channel flipped for
-    the INT8 ones. The FP32 reference runs anyway and is no trial."""
+    the INT8 ones. When speed is the objective, a recipe the catalogue expects to run slower than FP32 on
+    this CPU (torchao's dynamic INT8 without VNNI, static QDQ INT8 on AVX2 ...) is tried last: it is still
+    tried, but a budget is spent on the likely winners first. The FP32 reference runs anyway: no trial."""
     from studio.core.compare import reference_recipe
 
     reference = reference_recipe(model).artifact_fields()
-    trials: list[Recipe] = []
+    speed = objective in ("latency", "throughput")
+    trials: list[tuple[bool, Recipe]] = []
     for recipe in only if only is not None else builtin_recipes(model.task):
         if recipe.artifact_fields() == reference or not recipe.suits(model.task):
             continue
         availability = assess(recipe, hardware, model)
         if not availability.available:
             continue
-        trials.append(recipe)
+        late = speed and likely_slower(availability.notice)
+        trials.append((late, recipe))
         if recipe.precision == "int8" and recipe.mode in ("static", "dynamic"):
             flipped = "per-tensor" if recipe.per_channel else "per-channel"
             trials.append(
-                recipe.model_copy(
-                    update={
-                        "name": f"{recipe.name}-{flipped}",
-                        "per_channel": not recipe.per_channel,
-                        "description": f"{recipe.title}, {flipped} weights",
-                    }
+                (
+                    late,
+                    recipe.model_copy(
+                        update={
+                            "name": f"{recipe.name}-{flipped}",
+                            "per_channel": not recipe.per_channel,
+                            "description": f"{recipe.title}, {flipped} weights",
+                        }
+                    ),
                 )
             )
-    return sorted(trials, key=lambda r: _ORDER.get((r.precision, r.mode), 9))
+    ordered = sorted(trials, key=lambda t: (t[0], _ORDER.get((t[1].precision, t[1].mode), 9)))
+    return [recipe for _, recipe in ordered]
 
 
 def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:

@@ -235,3 +235,19 @@ def test_refinements_per_recipe_kind() -> None:
     static = refine_trials(resolve_recipe("ort-int8-static-minmax"), hardware)
     calibrated = [r for r in static if r.name.endswith("-cal256")]
     assert len(calibrated) == 1 and calibrated[0].calibration.samples == 256
+
+
+def test_recipes_expected_slower_than_fp32_on_this_cpu_are_tried_last_when_speed_is_the_goal(
+    tiny_classifier: Path,
+) -> None:
+    """On an AVX2-only CPU torchao's dynamic INT8 and static QDQ INT8 are marked "expect slower than FP32
+    here": still tried (marked is not greyed), but after the rest when the objective is speed."""
+    info = open_model(str(tiny_classifier)).info
+    hardware = probe(FakeNvml.missing())
+    avx2 = hardware.model_copy(update={"cpu": hardware.cpu.model_copy(update={"flags": ["avx", "avx2", "fma"]})})
+    names = [t.name for t in plan_trials(info, avx2)]
+    slow = [n for n in names if n.startswith(("torch-int8-dynamic", "ort-int8-static"))]
+    assert slow and names[-len(slow):] == slow, names
+    assert names[0] == "ort-int8-dynamic"  # ORT's dynamic INT8 still gains on AVX2: first
+    by_size = [t.name for t in plan_trials(info, avx2, objective="size")]
+    assert by_size[0].startswith(("ort-int8-dynamic", "torch-int8-dynamic")) and set(by_size) == set(names)
