@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from studio.core.model import open_model
     from studio.core.paths import data_dir
     from studio.core.recipe import parse_recipe, resolve_recipe
-    from studio.core.tune import TuneGoal, TuneState, parse_budget, plan_trials
+    from studio.core.tune import TuneGoal, TuneState, expected_slower, parse_budget, plan_trials
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     budget = parse_budget(args.budget)
@@ -104,10 +104,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
             objective=args.objective,
         )
         only = [resolve_recipe(ref) for ref in args.recipe] if args.recipe else None
-        trials = plan_trials(model.info, probe(), only, args.objective)
+        hardware = probe()
+        trials = plan_trials(model.info, hardware, only, args.objective)
         if not trials:
             raise StudioError("no recipe for this model can run on this machine", "see `qstudio recipes`")
         request["tune_trials"] = [r.to_toml() for r in trials]
+        # Tried after the refinement and the fallback: they are unlikely to win and may take long.
+        request["tune_late"] = [
+            r.name for r in trials if expected_slower(r, hardware, model.info, args.objective)
+        ]
         request["tune_dir"] = str(folder.resolve())  # `qstudio export RUN best` finds the tune from a run
         state = TuneState(goal=goal, model=model.info.name, planned=[r.name for r in trials])
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,13 +153,32 @@ def cmd_tune(args: argparse.Namespace) -> int:
             total=len(state.planned),
         )
 
+    in_flight: dict[str, Any] = {}  # the trial a worker runs now (position 0, the reference, is none)
+
+    def stop_at_budget() -> None:
+        """The budget is spent while a trial runs: stop it (a resume runs it again) and the run's queue."""
+        if in_flight.get("trial") and not in_flight.get("stopping") and out_of_time():
+            in_flight["stopping"] = True
+            state.stopped_by = state.stopped_by or "budget"
+            err.print(f"the budget is spent: stopping {in_flight['name']} (a resume runs it again)")
+            engine.cancel_recipe(in_flight["name"])
+            engine.finish_early()
+
     def listen(event: Event) -> None:
+        if event.kind == "stage" and event.stage == "start" and event.recipe:
+            in_flight.clear()
+            in_flight.update(name=event.recipe, trial=bool(event.done))
         if event.kind in ("stage", "progress") and event.recipe:
             show(f"{event.recipe}: {event.stage}")
         if event.kind != "result" or not event.data:
+            stop_at_budget()
             return
+        in_flight.clear()
         if engine.run_id is not None and engine.run_id not in state.run_ids:
             state.run_ids.append(engine.run_id)
+        if event.data.get("status") == "cancelled":  # not a trial: a resume runs it
+            err.print(f"{event.recipe}: stopped before it finished, not recorded as a trial")
+            return
         _record(state, event.data, folder, args.json, engine.run_id)
         best = state.best
         left = (
@@ -189,9 +213,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         return run_cancellable(work, cancel, "qstudio-tune")[1]
 
+    late = set(request.get("tune_late", []))
     falling_back = any("-keep" in r.name for r in remaining)
     with progress:  # stopped on any exit, an exception included
-        stopped = run_trials(remaining) if remaining else False
+        # Deferred only behind other trials: when only such recipes are left, they are the search.
+        first = [r for r in remaining if r.name not in late] or remaining
+        stopped = run_trials(first) if first else False
         capped = args.max_trials is not None and len(state.trials) >= args.max_trials
         if not stopped and not state.stopped_by and not capped and not request.get("refined"):
             winner, refine = _refine_trials(state)
@@ -212,6 +239,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 _extend_plan(request, state, folder, fallback)
                 falling_back = True
                 stopped = run_trials(fallback)
+        last = [r for r in remaining if r.name in late and r.name not in state.done() and r not in first]
+        if not stopped and not state.stopped_by and last:
+            err.print(
+                f"last, the recipes expected no faster than FP32 here: {', '.join(r.name for r in last)}"
+            )
+            falling_back = False  # an ordinary stage again: every one of them runs
+            stopped = run_trials(last)
     if falling_back and any(t.meets_goal and "-keep" in t.name for t in state.trials):
         state.planned = [
             n for n in state.planned if n in state.done() or "-keep" not in n

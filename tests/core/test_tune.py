@@ -251,3 +251,65 @@ def test_recipes_expected_slower_than_fp32_on_this_cpu_are_tried_last_when_speed
     assert names[0] == "ort-int8-dynamic"  # ORT's dynamic INT8 still gains on AVX2: first
     by_size = [t.name for t in plan_trials(info, avx2, objective="size")]
     assert by_size[0].startswith(("ort-int8-dynamic", "torch-int8-dynamic")) and set(by_size) == set(names)
+
+
+def _tune_in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> int:
+    """`qstudio tune` in this process, so that the hardware it sees and its engine can be faked; the
+    engine's workers are real processes, with the test backends registered in them."""
+    from studio.backends.registry import REGISTRY
+    from studio.cli.main import main
+    from studio.core import engine
+    from tests.core.test_engine import TEST_BACKENDS
+    from tests.fakes import backends
+
+    monkeypatch.setenv("QSTUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(REGISTRY, backends.HANGING.name, backends.HANGING)
+    real = engine.RunEngine
+    monkeypatch.setattr(engine, "RunEngine", lambda **kw: real(test_backends=TEST_BACKENDS, **kw))
+    return main(["tune", *args, "--quiet"])
+
+
+def test_a_budget_spent_during_a_trial_stops_it_and_a_resume_would_run_it_again(
+    monkeypatch: pytest.MonkeyPatch, tiny_classifier: Path, tiny_eval: Path, tmp_path: Path, capsys
+) -> None:
+    """A trial that would never end (a quantizer stuck in native code) is stopped when the budget is
+    spent, not recorded as a trial (so `--resume` runs it), and the tune ends with what it has."""
+    hang = tmp_path / "hang.toml"
+    hang.write_text('name = "hang"\nbackend = "test-hang"\nprecision = "fp32"\n')
+    started = time.monotonic()
+    code = _tune_in_process(
+        monkeypatch, tmp_path, "--model", str(tiny_classifier), "--eval", str(tiny_eval), "--recipe", str(hang),
+        "--budget", "30s", "--out", str(tmp_path / "t"), *FAST,
+    )  # fmt: skip
+    assert code == 0 and time.monotonic() - started < 75  # the budget, the worker's stop, the summary
+    assert "the budget is spent: stopping hang (a resume runs it again)" in capsys.readouterr().err
+    payload = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert payload["trials"] == [] and payload["planned"] == ["hang"] and payload["stopped_by"] == "budget"
+
+
+def test_recipes_expected_slower_here_run_in_a_last_stage(
+    monkeypatch: pytest.MonkeyPatch, tiny_classifier: Path, tiny_eval: Path, tmp_path: Path, capsys
+) -> None:
+    """On an AVX2-only CPU torchao's dynamic INT8 is expected slower than FP32: it is planned, but runs
+    in a stage of its own after the others (and after their refinement and fallback, which a goal no trial
+    can meet skips here)."""
+    from studio.core import hardware
+
+    real = hardware.probe
+
+    def avx2(*args, **kwargs):
+        found = real(FakeNvml.missing())
+        return found.model_copy(update={"cpu": found.cpu.model_copy(update={"flags": ["avx", "avx2", "fma"]})})
+
+    monkeypatch.setattr(hardware, "probe", avx2)
+    code = _tune_in_process(
+        monkeypatch, tmp_path, "--model", str(tiny_classifier), "--eval", str(tiny_eval), "--min-agreement", "1.01",
+        "--recipe", "torch-int8-dynamic", "--recipe", "ort-fp16", "--out", str(tmp_path / "t"), *FAST,
+    )  # fmt: skip
+    assert code == 0
+    request = json.loads((tmp_path / "t" / "request.json").read_text())
+    assert request["tune_late"] == ["torch-int8-dynamic", "torch-int8-dynamic-per-channel"]
+    payload = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert [t["recipe"] for t in payload["trials"]] == ["ort-fp16", *request["tune_late"]]
+    assert len(payload["state"]["run_ids"]) == 2  # the late stage is a run of its own
+    assert "last, the recipes expected no faster than FP32 here: torch-int8-dynamic" in capsys.readouterr().err
