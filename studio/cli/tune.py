@@ -197,7 +197,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if out_of_time():
             state.stopped_by = state.stopped_by or "budget"
             engine.finish_early()
-        elif falling_back and state.trials and state.trials[-1].meets_goal:
+        elif falling_back and any(
+            t.name == event.recipe and "-keep" in t.name and t.meets_goal for t in state.trials
+        ):
             engine.finish_early()  # fallback steps stop at the first that holds the goal: fewer float nodes win
 
     def run_trials(recipes: list[Any]) -> bool:

@@ -212,7 +212,9 @@ def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:
         )
 
     if best.device == "cpu":
-        counts = sorted({1, max(1, cores // 2), cores} - {best.threads})
+        # threads = 0 is the runtimes' default, one per physical core: that count again is no variant.
+        running = best.threads or default_threads(hardware)
+        counts = sorted({1, max(1, cores // 2), cores} - {running})
         for count in counts:
             add(f"t{count}", f"{count} thread{'s' if count > 1 else ''}", threads=count)
     encoder = "text-generation" not in best.tasks  # an LLM graph is fused by ORT at load time, not offline
@@ -229,6 +231,11 @@ def refine_trials(best: Recipe, hardware: HardwareInfo) -> list[Recipe]:
         add(f"cal{samples}", f"{samples} calibration samples",
             calibration=best.calibration.model_copy(update={"samples": samples}))  # fmt: skip
     return variants
+
+
+def default_threads(hardware: HardwareInfo) -> int:
+    """How many threads ONNX Runtime and torch use when a recipe leaves `threads` at 0: one per physical core."""
+    return hardware.cpu.physical_cores or hardware.cpu.logical_cores or 1
 
 
 def objective_value(result: RecipeResult, objective: Objective) -> float | None:
