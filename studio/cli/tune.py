@@ -392,7 +392,7 @@ def _record(
     reference = RecipeResult.model_validate(state.reference)
     trial = judge(result, reference, state.goal).model_copy(update={"run_id": run_id})
     state.trials = [t for t in state.trials if t.name != result.recipe] + [trial]
-    now = standing(state.trials)
+    now = standing(state.trials, state.goal.objective)
     state.best, state.pareto, state.best_builtin = now.best, now.pareto, now.best_builtin
     state.save(folder)
     if json_file:

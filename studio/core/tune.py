@@ -293,19 +293,29 @@ class Standing:
     best_builtin: Trial | None = None  # the same choice among the built-in recipes only: what the tune beats
 
 
-def _best(ran: list[Trial]) -> Trial | None:
-    """The fastest of those meeting the goal, else the closest to it."""
+def _margin(trial: Trial, objective: Objective) -> float:
+    """How much faster than `trial` another must be to count as faster: the tie margin, or half of how far
+    its timing rounds disagreed when that is more (on a noisy machine a 6% lead inside a 36% spread is
+    noise). Sizes and memory are not timed: the tie margin only."""
+    spread = trial.result.get("latency_spread") if objective in ("latency", "throughput") else None
+    return max(TIE, float(spread or 0.0) / 2)
+
+
+def _best(ran: list[Trial], objective: Objective = "latency") -> Trial | None:
+    """The fastest of those meeting the goal (an earlier one wins a tie, see `_margin`), else the
+    closest to it."""
     passing = [t for t in ran if t.meets_goal]
     if passing:
-        fastest = min(t.objective_value or 0.0 for t in passing)
-        limit = fastest + abs(fastest) * TIE
+        fastest = min(passing, key=lambda t: t.objective_value or 0.0)
+        value = fastest.objective_value or 0.0
+        limit = value + abs(value) * _margin(fastest, objective)
         return next(t for t in passing if (t.objective_value or 0.0) <= limit)
     if ran:
         return min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
     return None
 
 
-def standing(trials: list[Trial]) -> Standing:
+def standing(trials: list[Trial], objective: Objective = "latency") -> Standing:
     """The best trial (the fastest of those meeting the goal, else the closest to it) and the Pareto front
     of objective against agreement among the trials that ran."""
     ran = [t for t in trials if t.status == "ok" and t.objective_value is not None]
@@ -324,7 +334,7 @@ def standing(trials: list[Trial]) -> Standing:
             for o in ran
         )
     ]
-    return Standing(_best(ran), pareto, _best([t for t in ran if t.name in builtin]))
+    return Standing(_best(ran, objective), pareto, _best([t for t in ran if t.name in builtin], objective))
 
 
 def parse_budget(text: str | None) -> float | None:

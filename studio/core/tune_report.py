@@ -53,7 +53,7 @@ def quality_loss(row: dict[str, Any], reference: dict[str, Any]) -> str:
     """Accuracy points below FP32, or a causal LM's perplexity rise, as a table cell."""
     if is_language(reference):
         ppl, base = row.get("perplexity"), reference.get("perplexity")
-        return "–" if ppl is None or not base else f"{ppl / base - 1:+.1%}"
+        return "–" if ppl is None or not base else f"{round(ppl / base - 1, 3) + 0.0:+.1%}"  # no "-0.0%"
     accuracy, base = row.get("accuracy"), reference.get("accuracy")
     return "–" if accuracy is None or base is None else f"{(base - accuracy) * 100:.1f}"
 

@@ -75,6 +75,10 @@ def test_a_variant_must_beat_the_earlier_trial_by_more_than_noise() -> None:
     far = judge(_result("built-in-t4", 4.0, 0.99, 0.90), reference, TuneGoal())
     assert standing([first, near]).best.name == "built-in"
     assert standing([first, near, far]).best.name == "built-in-t4"
+    # 20% faster, but its timing rounds disagreed by 50%: within the noise, the earlier trial stands
+    noisy = far.model_copy(update={"result": far.result | {"latency_spread": 0.5}})
+    assert standing([first, near, noisy]).best.name == "built-in"
+    assert standing([first, near, noisy], "size").best.name == "built-in-t4"  # sizes are not timed
 
 
 def test_a_kld_budget_is_part_of_the_goal_when_set() -> None:
