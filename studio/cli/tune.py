@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from studio.core.model import open_model
     from studio.core.paths import data_dir
     from studio.core.recipe import parse_recipe, resolve_recipe
-    from studio.core.tune import TuneGoal, TuneState, expected_slower, parse_budget, plan_trials
+    from studio.core.tune import TuneGoal, TuneState, expected_slower, parse_budget, plan_trials, standing
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     budget = parse_budget(args.budget)
@@ -85,6 +85,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         request = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8"))
         model = open_model(request["model"])
         err.print(f"resuming: {len(state.trials)} of {len(state.planned)} trials done")
+        state.stopped_by, state.finished = "", False  # what stopped it before does not stop this run
+        now = standing(state.trials, state.goal.objective)  # judged by this version's rules
+        state.best, state.pareto, state.best_builtin = now.best, now.pareto, now.best_builtin
     else:
         model = open_model(args.model)
         folder = Path(args.out) if args.out else data_dir() / "tunes" / time.strftime("%Y%m%d-%H%M%S")
@@ -242,7 +245,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                 falling_back = True
                 stopped = run_trials(fallback)
         last = [r for r in remaining if r.name in late and r.name not in state.done() and r not in first]
-        if not stopped and not state.stopped_by and last:
+        capped = args.max_trials is not None and len(state.trials) >= args.max_trials
+        if not stopped and not state.stopped_by and not capped and last:
             err.print(
                 f"last, the recipes expected no faster than FP32 here: {', '.join(r.name for r in last)}"
             )

@@ -273,7 +273,8 @@ def _tune_in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str
     monkeypatch.setenv("QSTUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setitem(REGISTRY, backends.HANGING.name, backends.HANGING)
     real = engine.RunEngine
-    monkeypatch.setattr(engine, "RunEngine", lambda **kw: real(test_backends=TEST_BACKENDS, **kw))
+    if isinstance(real, type):  # not patched by an earlier call of this test
+        monkeypatch.setattr(engine, "RunEngine", lambda **kw: real(test_backends=TEST_BACKENDS, **kw))
     return main(["tune", *args, "--quiet"])
 
 
@@ -300,7 +301,7 @@ def test_recipes_expected_slower_here_run_in_a_last_stage(
 ) -> None:
     """On an AVX2-only CPU torchao's dynamic INT8 is expected slower than FP32: it is planned, but runs
     in a stage of its own after the others (and after their refinement and fallback, which a goal no trial
-    can meet skips here)."""
+    can meet skips here). Stopped by its trial cap, the tune resumes to the end."""
     from studio.core import hardware
 
     real = hardware.probe
@@ -312,12 +313,18 @@ def test_recipes_expected_slower_here_run_in_a_last_stage(
     monkeypatch.setattr(hardware, "probe", avx2)
     code = _tune_in_process(
         monkeypatch, tmp_path, "--model", str(tiny_classifier), "--eval", str(tiny_eval), "--min-agreement", "1.01",
-        "--recipe", "torch-int8-dynamic", "--recipe", "ort-fp16", "--out", str(tmp_path / "t"), *FAST,
+        "--recipe", "torch-int8-dynamic", "--recipe", "ort-fp16", "--out", str(tmp_path / "t"), "--max-trials", "2",
+        *FAST,
     )  # fmt: skip
     assert code == 0
+    assert "last, the recipes expected no faster than FP32 here: torch-int8-dynamic" in capsys.readouterr().err
+    stopped = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert [t["recipe"] for t in stopped["trials"]] == ["ort-fp16", "torch-int8-dynamic"]
+    assert stopped["stopped_by"] == "max-trials" and not stopped["finished"]
+    # Resumed, what stopped it before (the trial cap) does not stop it again: it runs the rest and ends.
+    assert _tune_in_process(monkeypatch, tmp_path, "--resume", str(tmp_path / "t"), *FAST) == 0
     request = json.loads((tmp_path / "t" / "request.json").read_text())
     assert request["tune_late"] == ["torch-int8-dynamic", "torch-int8-dynamic-per-channel"]
     payload = json.loads((tmp_path / "t" / "tune.json").read_text())
     assert [t["recipe"] for t in payload["trials"]] == ["ort-fp16", *request["tune_late"]]
-    assert len(payload["state"]["run_ids"]) == 2  # the late stage is a run of its own
-    assert "last, the recipes expected no faster than FP32 here: torch-int8-dynamic" in capsys.readouterr().err
+    assert len(payload["state"]["run_ids"]) == 3 and payload["finished"] and not payload["stopped_by"]
