@@ -15,6 +15,15 @@ from tests.fakes.tiny import build_tiny, tiny_texts, write_csv
 from tests.fakes.tiny_lm import build_tiny_lm, write_passages, write_prompts
 from tests.fakes.tiny_nli import build_tiny_nli, nli_rows, write_pairs_csv
 
+# The longest chains start first: with two test processes the suite ends when the busier one does, and
+# the installer test (a bundle built from scratch, 15+ minutes) or the demo-llm group scheduled last
+# would run alone at the end.
+LONGEST_FIRST = ("tests/packaging/test_installers.py", "tests/slow/test_demo_llm.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def studio_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -131,6 +131,9 @@ def test_a_cancelled_sweep_resumes_only_what_is_missing(cluster, tiny_classifier
     from studio.core.paths import data_dir
 
     state = _state([tiny_classifier], ["ort-fp32", "ort-int8-dynamic"], tiny_eval, tmp_path)
+    # Each recipe times for two seconds: the cancel sent when the reference is done reaches them while they
+    # run, however slowly this driver is scheduled on a loaded machine (a 0.1 s timing let one finish first).
+    state.request["settings"]["timing"]["min_seconds"] = 2.0
     folder = data_dir() / "sweeps" / "cancelled"
     folder.mkdir(parents=True)
 
@@ -143,12 +146,15 @@ def test_a_cancelled_sweep_resumes_only_what_is_missing(cluster, tiny_classifier
     assert state.status == "cancelled"
     [run] = state.runs
     before = default_store().load(run.run_id).results
-    assert [r.recipe for r in before if r.ok] == ["torch-fp32"]  # only the reference finished
+    finished = [r.recipe for r in before if r.ok]
+    assert finished[0] == "torch-fp32" and len(finished) < 3, finished  # the reference and not every recipe
+    missing = {"ort-fp32", "ort-int8-dynamic"} - set(finished)
 
     capsys.readouterr()
     assert main(["sweep", "--resume", str(run.run_id), "--json", str(tmp_path / "sweep.json")]) == 0
     printed = capsys.readouterr().err
-    assert printed.count(": queued") == 2 and "torch-fp32: queued" not in printed  # the missing two only
+    assert printed.count(": queued") == len(missing)  # the missing ones only
+    assert all(f"{name}: queued" in printed for name in missing) and "torch-fp32: queued" not in printed
     after = default_store().load(run.run_id).results
     assert [r.recipe for r in after] == ["torch-fp32", "ort-fp32", "ort-int8-dynamic"]
     assert all(r.ok for r in after) and after[0].model_dump() == before[0].model_dump()

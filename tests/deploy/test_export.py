@@ -28,6 +28,8 @@ from studio.deploy.verify import verify_folder
 from tests.fakes import backends
 from tests.fakes.nvml import FakeNvml
 
+# One process runs this module: its measured run (a module fixture) is then built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("export-classifier")
 CPU_RECIPES = (
     "torch-fp32",
     "torch-int8-dynamic",

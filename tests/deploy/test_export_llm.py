@@ -23,6 +23,7 @@ from studio.deploy.export import export_recipe
 from studio.deploy.verify import verify_folder
 from tests.fakes.nvml import FakeNvml
 
+pytestmark = pytest.mark.xdist_group("export-llm")  # its measured run (a module fixture) is built once
 FAST = RunSettings(
     timing=TimingPlan(warmup=1, min_iterations=3, min_seconds=0.0, rounds=0),
     decode_tokens=8,

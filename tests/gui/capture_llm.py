@@ -1,7 +1,7 @@
 """Drive the real window on a causal LM and save screenshots: mid-run, after the run (LLM charts), the
 prompts' top-k with continuations, and the typed-prompt box.
 
-    python -m tests.gui.capture_llm OUT_DIR [MODEL] [--recipes a,b] [--passages N] [--prompts N]
+    python -m tests.gui.capture_llm OUT_DIR [MODEL] [--recipes a,b] [--passages N] [--prompts N] [--decode-tokens N]
 
 MODEL defaults to demo-llm. The run is kept short (a part of the evaluation passages, fewer decode
 rounds) so that screenshots take minutes, not the full benchmark. Exits non-zero if a shot is missing.
@@ -26,6 +26,7 @@ def main() -> int:
     parser.add_argument("--recipes", default="llm-ort-int4,llm-ort-genai-int4,llm-ort-int8-dynamic")
     parser.add_argument("--passages", type=int, default=40)
     parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode timing round (2 rounds)")
     parser.add_argument("--eval")
     parser.add_argument("--prompt-file")
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main() -> int:
     shots: list[str] = []
     settings = RunSettings(
         timing=TimingPlan(warmup=2, min_iterations=5, min_seconds=1.0, rounds=0),
-        decode_tokens=64,
+        decode_tokens=args.decode_tokens,
         decode_rounds=2,
         prompt_limit=args.prompts,
     )
