@@ -168,7 +168,14 @@ def plan_trials(
         late = expected_slower(recipe, hardware, model, objective)
         trials.append((late, recipe))
         if recipe.precision == "int8" and recipe.mode in ("static", "dynamic"):
-            flipped = "per-tensor" if recipe.per_channel else "per-channel"
+            current, flipped = (
+                ("per-channel", "per-tensor") if recipe.per_channel else ("per-tensor", "per-channel")
+            )
+            said = f"{current} weights"  # the built-in's description names its granularity: say the variant's
+            title = recipe.title
+            description = (
+                title.replace(said, f"{flipped} weights") if said in title else f"{title}, {flipped} weights"
+            )
             trials.append(
                 (
                     late,
@@ -176,7 +183,7 @@ def plan_trials(
                         update={
                             "name": f"{recipe.name}-{flipped}",
                             "per_channel": not recipe.per_channel,
-                            "description": f"{recipe.title}, {flipped} weights",
+                            "description": description,
                         }
                     ),
                 )

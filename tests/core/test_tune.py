@@ -328,3 +328,11 @@ def test_recipes_expected_slower_here_run_in_a_last_stage(
     payload = json.loads((tmp_path / "t" / "tune.json").read_text())
     assert [t["recipe"] for t in payload["trials"]] == ["ort-fp16", *request["tune_late"]]
     assert len(payload["state"]["run_ids"]) == 3 and payload["finished"] and not payload["stopped_by"]
+
+
+def test_a_granularity_variant_says_its_own_granularity(tiny_classifier: Path) -> None:
+    """"ort-int8-dynamic-per-tensor" must not be described as having per-channel weights."""
+    trials = {t.name: t for t in plan_trials(open_model(str(tiny_classifier)).info, probe(FakeNvml.missing()))}
+    variant = trials["ort-int8-dynamic-per-tensor"]
+    assert not variant.per_channel and "per-tensor weights" in variant.title
+    assert "per-channel" not in variant.title, variant.title
