@@ -75,7 +75,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from studio.core.model import open_model
     from studio.core.paths import data_dir
     from studio.core.recipe import parse_recipe, resolve_recipe
-    from studio.core.tune import TuneGoal, TuneState, expected_slower, parse_budget, plan_trials, standing
+    from studio.core.tune import TuneGoal, TuneState, expected_slower, parse_budget, plan_trials
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # a line per message: the window reads them
     budget = parse_budget(args.budget)
@@ -86,8 +86,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         model = open_model(request["model"])
         err.print(f"resuming: {len(state.trials)} of {len(state.planned)} trials done")
         state.stopped_by, state.finished = "", False  # what stopped it before does not stop this run
-        now = standing(state.trials, state.goal.objective)  # judged by this version's rules
-        state.best, state.pareto, state.best_builtin = now.best, now.pareto, now.best_builtin
+        state.rejudge()  # judged by this version's rules
     else:
         model = open_model(args.model)
         folder = Path(args.out) if args.out else data_dir() / "tunes" / time.strftime("%Y%m%d-%H%M%S")
@@ -385,7 +384,7 @@ def _record(
     state: Any, data: dict[str, Any], folder: Path, json_file: str | None, run_id: int | None
 ) -> None:
     from studio.core.results import RecipeResult
-    from studio.core.tune import judge, standing
+    from studio.core.tune import judge
 
     result = RecipeResult.model_validate(data)
     if result.reference:
@@ -396,8 +395,7 @@ def _record(
     reference = RecipeResult.model_validate(state.reference)
     trial = judge(result, reference, state.goal).model_copy(update={"run_id": run_id})
     state.trials = [t for t in state.trials if t.name != result.recipe] + [trial]
-    now = standing(state.trials, state.goal.objective)
-    state.best, state.pareto, state.best_builtin = now.best, now.pareto, now.best_builtin
+    state.rejudge()
     state.save(folder)
     if json_file:
         Path(json_file).write_text((folder / "tune.json").read_text(encoding="utf-8"), encoding="utf-8")

@@ -100,6 +100,11 @@ class TuneState(BaseModel):
     def done(self) -> set[str]:
         return {trial.name for trial in self.trials}
 
+    def rejudge(self) -> None:
+        """Best, Pareto front and best built-in from the trials, by this version's rules (`standing`)."""
+        now = standing(self.trials, self.goal.objective)
+        self.best, self.pareto, self.best_builtin = now.best, now.pareto, now.best_builtin
+
     def payload(self) -> dict[str, Any]:
         """The documented keys (run_id, goal, best, pareto, trials) and, under `state`, what resume reads."""
         return {
