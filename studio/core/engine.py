@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from studio.core.bundle import WORKER_FLAG
 from studio.core.cache import ArtifactCache
@@ -40,6 +40,7 @@ from studio.core.dataset import TextSet, label_indices
 from studio.core.events import Event, Listener, ignore
 from studio.core.gpu_memory import GpuMemoryProbe
 from studio.core.hardware import HardwareInfo, probe
+from studio.core.launcher import LauncherGone, WorkerProcess, start_forked, warm_starts_possible
 from studio.core.model import ModelInfo, open_model
 from studio.core.paths import cache_dir, data_dir
 from studio.core.recipe import Recipe
@@ -87,6 +88,30 @@ def worker_command(job_file: Path) -> list[str]:
         command = [sys.executable, ISOLATED, "-m", "studio.core.worker", str(job_file)]
     nice = shutil.which("nice")
     return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
+
+
+def launcher_command() -> list[str]:
+    """The warm launcher (studio.core.launcher), below the window's priority like the workers it forks."""
+    command = [sys.executable, ISOLATED, "-m", "studio.core.launcher"]
+    nice = shutil.which("nice")
+    return [nice, "-n", str(WORKER_NICENESS), *command] if nice else command
+
+
+def start_worker(job_file: Path, stderr_file: IO[str]) -> WorkerProcess:
+    """A worker for `job_file`: forked by the warm launcher where it can, else a fresh interpreter."""
+    if warm_starts_possible():
+        try:
+            return start_forked(launcher_command(), job_file, stderr_file)
+        except (OSError, LauncherGone) as error:
+            log.warning("no warm worker start (%s): starting the worker fresh", error)
+    return subprocess.Popen(
+        worker_command(job_file),
+        creationflags=getattr(subprocess, "BELOW_NORMAL_PRIORITY_CLASS", 0),
+        stdout=subprocess.PIPE,
+        stderr=stderr_file,
+        text=True,
+        encoding="utf-8",
+    )
 
 
 def cli_command(*args: str) -> list[str]:
@@ -205,7 +230,7 @@ class RunEngine:
         return self.cancel_event.is_set() or name in self._skipped
 
     # -- one worker -----------------------------------------------------------------------------------
-    def _stream(self, process: subprocess.Popen[str]) -> Iterator[Event | None]:
+    def _stream(self, process: WorkerProcess) -> Iterator[Event | None]:
         """Events from the worker's stdout; None every 100 ms of silence, so cancel stays responsive."""
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -229,7 +254,7 @@ class RunEngine:
             except ValueError:
                 log.debug("worker printed a non-event line: %s", line.rstrip())
 
-    def _stop_worker(self, process: subprocess.Popen[str]) -> None:
+    def _stop_worker(self, process: WorkerProcess) -> None:
         if process.poll() is not None:
             return
         process.terminate()  # SIGTERM: the worker stops at its next step
@@ -248,14 +273,7 @@ class RunEngine:
         job_file = run_dir / f"job-{job.recipe.name}.json"
         job_file.write_text(job.model_dump_json())
         stderr_file = (run_dir / f"worker-{job.recipe.name}.log").open("w")
-        process = subprocess.Popen(
-            worker_command(job_file),
-            creationflags=getattr(subprocess, "BELOW_NORMAL_PRIORITY_CLASS", 0),
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            text=True,
-            encoding="utf-8",
-        )
+        process = start_worker(job_file, stderr_file)
         stage = "start"
         outcome: _WorkerOutcome | None = None
         cancelled = False

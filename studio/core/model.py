@@ -63,7 +63,7 @@ class ModelInfo(BaseModel):
         return self.source if self.source in DEMOS else self.path
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers.utils import import_utils
@@ -160,7 +160,7 @@ class Model:
 
     @cached_property
     def tokenizer(self) -> Any:
-        _quiet_transformers()
+        quiet_transformers()
         from transformers import AutoTokenizer
 
         try:
@@ -173,7 +173,7 @@ class Model:
 
     def torch_module(self) -> Any:
         """A fresh FP32 torch module in eval mode whose forward takes the tokenizer's outputs."""
-        _quiet_transformers()
+        quiet_transformers()
         if self.info.source == "onnx":
             raise StudioError(
                 f"{self.info.name} is an ONNX file, and this recipe needs a PyTorch model",
@@ -328,7 +328,7 @@ PAIR_NOTE = (
 
 
 def _open_hf(folder: Path) -> Model:
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,

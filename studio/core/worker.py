@@ -1,6 +1,7 @@
 """The worker process: runs one recipe and streams its events to the parent, one JSON object per line.
 
-Started as `python -m studio.core.worker JOB.json` by the run engine. Its real stdout is kept for the
+Forked by the warm launcher (studio.core.launcher) or started as `python -m studio.core.worker JOB.json`
+by the run engine. Its real stdout is kept for the
 event stream and fd 1 is pointed at stderr, so whatever a library prints cannot corrupt the stream.
 SIGTERM asks it to stop at the next step; the engine kills it if that takes too long.
 """

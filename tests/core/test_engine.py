@@ -99,6 +99,12 @@ def test_out_of_memory_worker_is_contained(tmp_path, tiny_classifier, tiny_eval,
     assert next(r for r in run.results if r.recipe == "ort-fp32").status == "ok"
 
 
+def _worker_pid() -> int:
+    """The running worker: forked by the launcher (named qstudio-worker) or started fresh."""
+    return next(p.pid for p in psutil.Process().children(recursive=True)
+                if p.name() == "qstudio-worker" or "studio.core.worker" in " ".join(p.cmdline()))
+
+
 def test_cancel_kills_a_stuck_worker_within_two_seconds(tmp_path, tiny_classifier, tiny_eval, tiny_calibration):
     engine = _engine(tmp_path)
     data, calibration = _data(tiny_eval, tiny_calibration)
@@ -106,7 +112,7 @@ def test_cancel_kills_a_stuck_worker_within_two_seconds(tmp_path, tiny_classifie
 
     def listen(event: Event) -> None:
         if event.recipe == "hang" and event.stage == "quantize" and "cancelled_at" not in seen:
-            seen["pid"] = next(p.pid for p in psutil.Process().children() if "studio.core.worker" in " ".join(p.cmdline()))
+            seen["pid"] = _worker_pid()
             seen["cancelled_at"] = time.monotonic()
             engine.cancel()
         if event.kind == "result" and event.recipe == "hang":

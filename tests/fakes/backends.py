@@ -181,3 +181,24 @@ FAKE_CUDA = BackendSpec(
     ("none",),
     ort_provider="CPUExecutionProvider",
 )
+
+
+class Introspecting:
+    """Runs ORT FP32 after appending what its process sees (pid, parent, directory, environment, priority)
+    to the file named by QSTUDIO_TEST_PROBE: how the worker was started, seen from inside."""
+
+    def prepare(self, ctx: BuildContext) -> Artifact:
+        import json
+        import os
+
+        seen = {"pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(), "nice": os.nice(0),
+                "mark": os.environ.get("QSTUDIO_TEST_MARK"), "recipe": ctx.recipe.name}
+        with open(os.environ["QSTUDIO_TEST_PROBE"], "a", encoding="utf-8") as probe:
+            probe.write(json.dumps(seen) + "\n")
+        return OrtFp32().prepare(ctx)
+
+    def load(self, ctx: BuildContext, artifact: Artifact) -> Predictor:
+        return OrtFp32().load(ctx, artifact)
+
+
+INTROSPECTING = _spec("test-introspect", "Introspecting")
