@@ -189,10 +189,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if event.data.get("reference") is True:
             err.print(f"reference {event.recipe} measured")
         elif event.data.get("timing_rounds"):
-            err.print(f"{event.recipe}: {_verdict(_trial(state, event.recipe))} (interleaved timing)")
+            err.print(
+                f"{event.recipe}: {_verdict(_trial(state, event.recipe), state.goal.objective)} (interleaved timing)"
+            )
         else:
             err.print(
-                f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1])}"
+                f"trial {len(state.trials)}/{len(state.planned)} {event.recipe}: {_verdict(state.trials[-1], state.goal.objective)}"
                 f"; best so far {best.name if best else '-'}{left}"
             )
         show(event.recipe)
@@ -405,11 +407,13 @@ def _trial(state: Any, name: str) -> Any:
     return next(t for t in state.trials if t.name == name)
 
 
-def _verdict(trial: Any) -> str:
+def _verdict(trial: Any, objective: str) -> str:
+    from studio.core.tune import objective_text
+
     if trial.status != "ok":
         return f"{trial.status} ({trial.reason[:80]})"
     if trial.meets_goal:
-        return f"meets the goal, objective {trial.objective_value:.3g}"
+        return f"meets the goal, {objective_text(trial.objective_value, objective)}"
     return "misses the goal by " + ", ".join(
         f"{v:g} {k.replace('_', ' ')}" for k, v in trial.shortfall.items()
     )

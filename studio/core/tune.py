@@ -101,7 +101,12 @@ class TuneState(BaseModel):
         return {trial.name for trial in self.trials}
 
     def rejudge(self) -> None:
-        """Best, Pareto front and best built-in from the trials, by this version's rules (`standing`)."""
+        """Objective values, best, Pareto front and best built-in from the trials' figures, by this
+        version's rules (`objective_value`, `standing`): a state saved by an earlier version resumes right."""
+        for trial in self.trials:
+            if trial.status == "ok" and trial.result:
+                measured = RecipeResult.model_validate(trial.result)
+                trial.objective_value = objective_value(measured, self.goal.objective)
         now = standing(self.trials, self.goal.objective)
         self.best, self.pareto, self.best_builtin = now.best, now.pareto, now.best_builtin
 
@@ -251,17 +256,28 @@ def default_threads(hardware: HardwareInfo) -> int:
 
 
 def objective_value(result: RecipeResult, objective: Objective) -> float | None:
-    """Smaller is better. A causal LM's latency is its decode time per token."""
-    if result.decode_tokens_per_s:
-        per_token = 1000.0 / result.decode_tokens_per_s
-        return {"latency": per_token, "throughput": -result.decode_tokens_per_s}.get(
-            objective, _size_or_memory(result, objective)
-        )
-    if objective == "latency":
-        return result.latency_ms.p50 if result.latency_ms else None
-    if objective == "throughput":
-        return -result.throughput if result.throughput else None
+    """Smaller is better. Speed is relative to the FP32 reference timed in the trial's own run (in its
+    interleaved rounds): latency is the time per input (a causal LM: per decoded token) as a share of the
+    reference's, 1 / speed-up, and throughput the negated speed-up. A tune's stages are separate runs,
+    minutes apart; on a machine whose speed drifts between them, absolute milliseconds would compare
+    moments, not recipes. None when no speed-up was measured (the trial cannot be ranked by speed)."""
+    if objective in ("latency", "throughput"):
+        speedup = result.speedup_vs_reference
+        if not speedup:
+            return None
+        return 1.0 / speedup if objective == "latency" else -speedup
     return _size_or_memory(result, objective)
+
+
+def objective_text(value: float | None, objective: str) -> str:
+    """An objective value as a user reads it: a speed-up against FP32, or megabytes."""
+    if value is None:
+        return "not measured"
+    if objective == "latency":
+        return f"{1 / value:.2f}x FP32's speed"
+    if objective == "throughput":
+        return f"{-value:.2f}x FP32's throughput"
+    return f"{value / 2**20:.1f} MB {'on disk' if objective == 'size' else 'peak memory'}"
 
 
 def _size_or_memory(result: RecipeResult, objective: str) -> float | None:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.paths import data_dir
+from studio.core.tune import TuneState
 from studio.core.tune_report import axis_names, is_language, latency_p50, quality_loss
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
@@ -268,7 +269,7 @@ class TunePanel(QWidget):
         except (OSError, ValueError):
             return
         self._mtime = mtime
-        self.show_payload(payload)
+        self.show_payload(rejudged(payload))
 
     def show_payload(self, payload: dict[str, Any]) -> None:
         self.payload = payload
@@ -348,3 +349,14 @@ class TunePanel(QWidget):
 
     def points(self) -> int:
         return len(self.scatter.data) if hasattr(self, "scatter") else 0
+
+
+def rejudged(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its best, Pareto front and objective values by this version's rules: a tune saved
+    by an earlier version (or a killed one) shows what a resume would make of it."""
+    try:
+        state = TuneState.model_validate(payload["state"])
+    except (KeyError, TypeError, ValueError):
+        return payload
+    state.rejudge()
+    return state.payload()

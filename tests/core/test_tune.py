@@ -39,12 +39,14 @@ def test_the_search_never_tries_a_greyed_recipe(tiny_classifier: Path) -> None:
     assert trials[0].mode == "dynamic"  # fastest-likely first
 
 
-def _result(name: str, p50: float, agreement: float, accuracy: float) -> object:
+def _result(name: str, p50: float, agreement: float, accuracy: float, reference_p50: float = 10.0) -> object:
+    """A measured result whose speed-up is against a reference timed at `reference_p50` in its own run."""
     base = bare_result(resolve_recipe("ort-int8-dynamic"), "ok", "")
     return base.model_copy(
         update={
             "recipe": name,
             "latency_ms": Latency(p50=p50, p90=p50, p99=p50, mean=p50),
+            "speedup_vs_reference": reference_p50 / p50,
             "top1_agreement": agreement,
             "accuracy": accuracy,
         }
@@ -79,6 +81,34 @@ def test_a_variant_must_beat_the_earlier_trial_by_more_than_noise() -> None:
     noisy = far.model_copy(update={"result": far.result | {"latency_spread": 0.5}})
     assert standing([first, near, noisy]).best.name == "built-in"
     assert standing([first, near, noisy], "size").best.name == "built-in-t4"  # sizes are not timed
+
+
+def test_trials_of_different_runs_are_ranked_by_their_speed_up_in_their_own_run() -> None:
+    """A tune's stages are runs minutes apart. Here the machine was twice as slow during the second run:
+    its reference took 20 ms instead of 10. "late" is faster relative to FP32 (2.5x against 2.0x) though
+    its milliseconds are larger; the ranking follows the speed-ups, each timed beside its own reference."""
+    from studio.core.tune import TuneState, objective_text
+
+    reference = _result("ref", 10.0, 1.0, 0.90)
+    early = judge(_result("early", 5.0, 0.99, 0.90, reference_p50=10.0), reference, TuneGoal())
+    late = judge(_result("late", 8.0, 0.99, 0.90, reference_p50=20.0), reference, TuneGoal())
+    assert early.objective_value == pytest.approx(0.5) and late.objective_value == pytest.approx(0.4)
+    assert standing([early, late]).best.name == "late"
+    assert objective_text(late.objective_value, "latency") == "2.50x FP32's speed"
+    throughput = judge(_result("late", 8.0, 0.99, 0.90, reference_p50=20.0), reference,
+                       TuneGoal(objective="throughput"))  # fmt: skip
+    assert throughput.objective_value == pytest.approx(-2.5)
+    untimed = judge(_result("untimed", 8.0, 0.99, 0.90).model_copy(update={"speedup_vs_reference": None}),
+                    reference, TuneGoal())  # fmt: skip
+    assert untimed.objective_value is None and standing([untimed]).best is None  # no speed to rank by
+
+    # A state written when objectives were milliseconds is re-judged from the trials' figures on resume.
+    old = TuneState(goal=TuneGoal(), model="m", planned=["early", "late"],
+                    trials=[early.model_copy(update={"objective_value": 5.0}),
+                            late.model_copy(update={"objective_value": 8.0})])  # fmt: skip
+    old.rejudge()
+    assert [t.objective_value for t in old.trials] == pytest.approx([0.5, 0.4])
+    assert old.best.name == "late"
 
 
 def test_a_kld_budget_is_part_of_the_goal_when_set() -> None:

@@ -96,3 +96,23 @@ def test_the_tune_view_asks_a_causal_lm_for_same_top1_kld_and_perplexity(make_wi
     assert panel.points() == 2  # the trial and the reference
     panel.set_kind("text-classification")  # what a classifier's modelChanged does
     assert not panel.language and panel.agreement.value() == 0.98 and panel.form.isRowVisible(panel.drop)
+
+
+def test_a_saved_tune_is_shown_by_this_versions_ranking() -> None:
+    """A tune.json whose best was chosen by absolute milliseconds (an earlier version) opens with the best by
+    speed-up within each trial's own run, as a resume would choose it."""
+    from studio.core.tune import TuneGoal, TuneState, judge
+    from studio.gui.qt_tune import rejudged
+    from tests.core.test_tune import _result
+
+    reference = _result("ref", 10.0, 1.0, 0.90)
+    early = judge(_result("early", 5.0, 0.99, 0.90, reference_p50=10.0), reference, TuneGoal())
+    late = judge(_result("late", 8.0, 0.99, 0.90, reference_p50=20.0), reference, TuneGoal())
+    stale = TuneState(goal=TuneGoal(), model="m", planned=["early", "late"], best=early,
+                      trials=[early.model_copy(update={"objective_value": 5.0}),
+                              late.model_copy(update={"objective_value": 8.0})])  # fmt: skip
+    payload = stale.payload()
+    assert payload["best"]["recipe"] == "early"
+    shown = rejudged(payload)
+    assert shown["best"]["recipe"] == "late" and shown["trials"][1]["objective_value"] == 0.4
+    assert rejudged({"trials": []}) == {"trials": []}  # not a tune's state: shown as it is
