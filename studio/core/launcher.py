@@ -203,10 +203,7 @@ class ForkedWorker:
         code = self.launcher.wait_exit(self.pid, timeout)
         if code is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
-        if self.stdout is not None:
-            self.stdout.close()
-            self.stdout = None
-        return code
+        return code  # stdout stays open, as Popen's does: the engine's reader may still be draining it
 
     def _signal(self, number: signal.Signals) -> None:
         if self.poll() is None:
