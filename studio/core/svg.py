@@ -69,7 +69,13 @@ class Point:
 
 
 def scatter_chart(
-    points: list[Point], x_label: str, y_label: str, title: str, width: int = 720, height: int = 420
+    points: list[Point],
+    x_label: str,
+    y_label: str,
+    title: str,
+    width: int = 720,
+    height: int = 420,
+    x_unit: str = " ms",
 ) -> str:
     """Latency (x) against accuracy (y); the Pareto front joined by a line, the reference drawn as a square."""
     left, right, top, bottom = 70, 30, 40, 55
@@ -119,7 +125,7 @@ def scatter_chart(
         )
     for i, p in enumerate(points):
         colour = PALETTE[i % len(PALETTE)]
-        tip = f"<title>{escape(p.label)}: {p.x:.2f} ms, {p.y:.1%}</title>"
+        tip = f"<title>{escape(p.label)}: {p.x:.2f}{escape(x_unit)}, {p.y:.1%}</title>"
         if p.reference:
             parts.append(
                 f'<rect x="{sx(p.x) - 6:.1f}" y="{sy(p.y) - 6:.1f}" width="12" height="12" fill="none" '
@@ -133,8 +139,8 @@ def scatter_chart(
             f'<text x="{sx(p.x) + 9:.1f}" y="{sy(p.y) - 8:.1f}" font-size="11">{escape(p.label)}</text>'
         )
     parts.append(
-        f'<text x="{width - right}" y="{top - 6}" font-size="11" text-anchor="end" fill="#109618">'
-        "dashed: Pareto front (faster and at least as accurate) · square: FP32 reference</text>"
+        f'<text x="{width - right}" y="22" font-size="11" text-anchor="end" fill="#109618">'
+        "dashes: Pareto front · square: FP32 reference</text>"
     )
     parts.append("</svg>")
     return "\n".join(parts)

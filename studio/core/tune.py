@@ -61,6 +61,7 @@ class Trial(BaseModel):
     shortfall: dict[str, float] = Field(default_factory=dict)
     objective_value: float | None = None  # smaller is better (throughput is negated)
     run_id: int | None = None  # the recorded run it was measured in (`qstudio export RUN NAME`)
+    reference_spread: float | None = None  # how far that run's reference's timing rounds disagreed
     result: dict[str, Any] = Field(default_factory=dict)  # the RecipeResult, without its top-k
 
     def flat(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ class Trial(BaseModel):
             "shortfall": self.shortfall,
             "objective_value": self.objective_value,
             "run_id": self.run_id,
+            "reference_spread": self.reference_spread,
         }
 
 
@@ -310,6 +312,7 @@ def judge(result: RecipeResult, reference: RecipeResult, goal: TuneGoal) -> Tria
         distance_to_goal=round(sum(shortfall.values()), 3) if result.ok else None,
         shortfall=shortfall,
         objective_value=objective_value(result, goal.objective) if result.ok else None,
+        reference_spread=reference.latency_spread,
         result=result.model_dump(mode="json", exclude={"topk", "continuations", "continuation_tokens"}),
     )
 
@@ -321,12 +324,19 @@ class Standing:
     best_builtin: Trial | None = None  # the same choice among the built-in recipes only: what the tune beats
 
 
-def _margin(trial: Trial, objective: Objective) -> float:
-    """How much faster than `trial` another must be to count as faster: the tie margin, or half of how far
+def _margin(trial: Trial, objective: Objective, other: Trial | None = None) -> float:
+    """How much faster than `other` `trial` must be to count as faster: the tie margin, or half of how far
     its timing rounds disagreed when that is more (on a noisy machine a 6% lead inside a 36% spread is
-    noise). Sizes and memory are not timed: the tie margin only."""
-    spread = trial.result.get("latency_spread") if objective in ("latency", "throughput") else None
-    return max(TIE, float(spread or 0.0) / 2)
+    noise). Trials of different runs have each their speed-up against their own run's reference, whose
+    noise does not cancel between them as it does within a run: half of each reference's spread is added
+    (a torch FP32 reference whose rounds differ by 29% moves every speed-up of its run). Sizes and memory
+    are not timed: the tie margin only."""
+    if objective not in ("latency", "throughput"):
+        return TIE
+    margin = max(TIE, float(trial.result.get("latency_spread") or 0.0) / 2)
+    if other is not None and other.run_id != trial.run_id:
+        margin = max(margin, ((trial.reference_spread or 0.0) + (other.reference_spread or 0.0)) / 2)
+    return margin
 
 
 def _best(ran: list[Trial], objective: Objective = "latency") -> Trial | None:
@@ -336,8 +346,11 @@ def _best(ran: list[Trial], objective: Objective = "latency") -> Trial | None:
     if passing:
         fastest = min(passing, key=lambda t: t.objective_value or 0.0)
         value = fastest.objective_value or 0.0
-        limit = value + abs(value) * _margin(fastest, objective)
-        return next(t for t in passing if (t.objective_value or 0.0) <= limit)
+        return next(
+            t
+            for t in passing
+            if (t.objective_value or 0.0) <= value + abs(value) * _margin(fastest, objective, t)
+        )
     if ran:
         return min(ran, key=lambda t: (t.distance_to_goal or 0.0, t.objective_value or 0.0))
     return None

@@ -25,6 +25,17 @@ def latency_p50(row: dict[str, Any]) -> float | None:
     return float(latency["p50"]) if isinstance(latency, dict) else None
 
 
+def speedup(row: dict[str, Any]) -> float | None:
+    """A trial's speed-up against the FP32 reference timed in its own run: what the tune ranks by."""
+    value = row.get("speedup_vs_reference")
+    return float(value) if value else None
+
+
+def speed_axis(language: bool) -> str:
+    """The tune charts' x axis: the speed-up the ranking uses (trials of different runs compare)."""
+    return f"{'decode ' if language else ''}speed-up vs FP32 (x, in its own run)"
+
+
 def is_language(reference: dict[str, Any]) -> bool:
     """Whether a tune's reference (its JSON) is a causal LM's: judged on same top-1, KLD and perplexity."""
     return reference.get("perplexity") is not None
@@ -121,16 +132,18 @@ def tune_html(state: TuneState) -> str:
     latency, agreement = axis_names(language)
     best = state.best.name if state.best else None
     points = [
-        Point(t.name, p50, float(t.result["top1_agreement"]), on_front=t.name in state.pareto)
+        Point(t.name, x, float(t.result["top1_agreement"]), on_front=t.name in state.pareto)
         for t in state.trials
         if t.status == "ok"
-        and (p50 := latency_p50(t.result)) is not None
+        and (x := speedup(t.result)) is not None
         and t.result.get("top1_agreement") is not None
     ]
-    reference_p50 = latency_p50(reference)
-    if reference_p50 is not None:
-        points.insert(0, Point(str(reference.get("recipe", "FP32")), reference_p50, 1.0, reference=True))
-    chart = scatter_chart(points, latency, f"{agreement} with FP32", f"Trials: {latency} against {agreement}")
+    if reference:
+        points.insert(0, Point(str(reference.get("recipe", "FP32")), 1.0, 1.0, reference=True))
+    axis = speed_axis(language)
+    chart = scatter_chart(
+        points, axis, f"{agreement} with FP32", f"Trials: {agreement} against speed-up", x_unit="x FP32"
+    )
     status = (
         "finished" if state.finished else (f"stopped ({state.stopped_by})" if state.stopped_by else "running")
     )

@@ -59,7 +59,7 @@ class Series:
         self.n += 1
 
 
-def make_plot(title: str, left: tuple[str, str], bottom: tuple[str, str]) -> pg.PlotWidget:
+def make_plot(title: str, left: tuple[str, str | None], bottom: tuple[str, str | None]) -> pg.PlotWidget:
     plot = pg.PlotWidget(title=title)
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.paths import data_dir
 from studio.core.tune import TuneState
-from studio.core.tune_report import axis_names, is_language, latency_p50, quality_loss
+from studio.core.tune_report import axis_names, is_language, latency_p50, quality_loss, speed_axis, speedup
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -107,7 +107,7 @@ class TunePanel(QWidget):
         self.plot = make_plot(
             "Trials (● meets the goal, ○ misses, ★ best, ■ FP32)",
             ("agreement with FP32", "%"),
-            ("latency p50", "ms"),
+            (speed_axis(False), None),
         )
         self.table = results_table(HEADERS)
         lay_out(self, form, buttons, self.status, self.plot, self.table)
@@ -135,9 +135,9 @@ class TunePanel(QWidget):
     def _show_kind(self, language: bool) -> None:
         """Axes and columns for the figures shown: a classifier's or a causal LM's."""
         self.shown_language = language
-        latency, agreement = axis_names(language)
+        agreement = axis_names(language)[1]
         self.plot.setLabel("left", f"{agreement} with FP32", units="%")
-        self.plot.setLabel("bottom", latency.replace(" (ms)", ""), units=None if language else "ms")
+        self.plot.setLabel("bottom", speed_axis(language))
         headers = LM_HEADERS if language else HEADERS
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(list(headers))
@@ -284,14 +284,14 @@ class TunePanel(QWidget):
     def _draw(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
         self.plot.clear()
         spots = []
-        for trial in trials:
-            p50, agreement = latency_p50(trial), trial.get("top1_agreement")
-            if p50 is None or agreement is None:
+        for trial in trials:  # x: the speed-up in the trial's own run, which the ranking uses
+            x, agreement = speedup(trial), trial.get("top1_agreement")
+            if x is None or agreement is None:
                 continue
             meets = bool(trial.get("meets_goal"))
             spots.append(
                 {
-                    "pos": (p50, agreement * 100),
+                    "pos": (x, agreement * 100),
                     "size": 18 if trial["recipe"] == best else 11,
                     "symbol": "star" if trial["recipe"] == best else "o",
                     "brush": pg.mkBrush("#2ca02c" if meets else "#ffffff"),
@@ -299,19 +299,18 @@ class TunePanel(QWidget):
                     "data": trial["recipe"],
                 }
             )
-        reference_p50 = latency_p50(reference)
-        if reference_p50 is not None:
+        if reference:
             spots.append(
-                {"pos": (reference_p50, 100.0), "size": 14, "symbol": "s", "brush": pg.mkBrush("#000000"),
+                {"pos": (1.0, 100.0), "size": 14, "symbol": "s", "brush": pg.mkBrush("#000000"),
                  "pen": pg.mkPen("#000000"), "data": "FP32 reference"}
             )  # fmt: skip
             self.plot.addItem(
                 pg.InfiniteLine(
-                    pos=reference_p50, angle=90, pen=pg.mkPen("#000000", style=pg.QtCore.Qt.PenStyle.DotLine)
+                    pos=1.0, angle=90, pen=pg.mkPen("#000000", style=pg.QtCore.Qt.PenStyle.DotLine)
                 )
             )
         self.scatter = pg.ScatterPlotItem(
-            spots=spots, hoverable=True, tip=lambda x, y, data: f"{data}: {x:.2f} ms, {y:.1f}%"
+            spots=spots, hoverable=True, tip=lambda x, y, data: f"{data}: {x:.2f}x FP32, {y:.1f}%"
         )
         self.plot.addItem(self.scatter)
         if spots:  # explicit ranges: labels are not part of the auto-range, and points sit at its edge
@@ -323,20 +322,24 @@ class TunePanel(QWidget):
         pareto = set(self.payload.get("pareto") or [])
         for spot in spots:  # named: the best, the Pareto front and the reference; the rest on hover
             if spot["data"] == best or spot["data"] in pareto or spot["data"] == "FP32 reference":
-                label = pg.TextItem(str(spot["data"]), color="#333333", anchor=(0, 1))
+                # the reference's name below-left of its square: trials as good as FP32 sit beside it
+                reference = spot["data"] == "FP32 reference"
+                label = pg.TextItem(
+                    str(spot["data"]), color="#333333", anchor=(1, 0) if reference else (0, 1)
+                )
                 label.setPos(*spot["pos"])
                 self.plot.addItem(label)
 
     def _fill(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
         self.table.setRowCount(len(trials))
         for row, trial in enumerate(trials):
-            p50, speedup = latency_p50(trial), trial.get("speedup_vs_reference")
+            p50, times = latency_p50(trial), speedup(trial)
             agreement, kld = trial.get("top1_agreement"), trial.get("kl")
             cells = [
                 ("★ " if trial["recipe"] == best else "") + trial["recipe"],
                 trial.get("status", ""),
                 "-" if p50 is None else f"{p50:.2f}",
-                "-" if speedup is None else f"{speedup:.2f}",
+                "-" if times is None else f"{times:.2f}",
                 "-" if agreement is None else f"{agreement:.1%}",
                 quality_loss(trial, reference),
             ]

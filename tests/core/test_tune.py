@@ -95,6 +95,15 @@ def test_trials_of_different_runs_are_ranked_by_their_speed_up_in_their_own_run(
     assert early.objective_value == pytest.approx(0.5) and late.objective_value == pytest.approx(0.4)
     assert standing([early, late]).best.name == "late"
     assert objective_text(late.objective_value, "latency") == "2.50x FP32's speed"
+    # Each run's speed-ups share its own reference's rounds: across runs that reference noise adds to the
+    # margin. References steady to 10%: a 25% lead stands; references whose rounds differed by 30%: a tie,
+    # which the earlier trial wins.
+    def runs(spread: float) -> list:
+        return [early.model_copy(update={"run_id": 1, "reference_spread": spread}),
+                late.model_copy(update={"run_id": 2, "reference_spread": spread})]  # fmt: skip
+
+    assert standing(runs(0.10)).best.name == "late"
+    assert standing(runs(0.30)).best.name == "early"
     throughput = judge(_result("late", 8.0, 0.99, 0.90, reference_p50=20.0), reference,
                        TuneGoal(objective="throughput"))  # fmt: skip
     assert throughput.objective_value == pytest.approx(-2.5)
