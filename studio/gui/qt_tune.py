@@ -317,7 +317,8 @@ class TunePanel(QWidget):
             xs = [s["pos"][0] for s in spots]
             ys = [s["pos"][1] for s in spots]
             span = max(xs) - min(xs) or max(xs) or 1.0
-            self.plot.setXRange(min(xs) - 0.08 * span, max(xs) + 0.35 * span, padding=0)
+            # room for the names; no negative speed-ups
+            self.plot.setXRange(max(0.0, min(xs) - 0.3 * span), max(xs) + 0.5 * span, padding=0)
             self.plot.setYRange(min(ys) - 0.5, 100.4, padding=0)
         pareto = set(self.payload.get("pareto") or [])
         for spot in spots:  # named: the best, the Pareto front and the reference; the rest on hover
