@@ -319,7 +319,8 @@ class TunePanel(QWidget):
             span = max(xs) - min(xs) or max(xs) or 1.0
             # room for the names; no negative speed-ups
             self.plot.setXRange(max(0.0, min(xs) - 0.3 * span), max(xs) + 0.5 * span, padding=0)
-            self.plot.setYRange(min(ys) - 0.5, 100.4, padding=0)
+            low = min(ys) - 0.5  # above 100%: room for the names of trials as good as FP32
+            self.plot.setYRange(low, 100.0 + max(0.4, 0.06 * (100.0 - low)), padding=0)
         pareto = set(self.payload.get("pareto") or [])
         for spot in spots:  # named: the best, the Pareto front and the reference; the rest on hover
             if spot["data"] == best or spot["data"] in pareto or spot["data"] == "FP32 reference":
