@@ -86,15 +86,18 @@ def worker_command(job_file: Path) -> list[str]:
         command = [sys.executable, WORKER_FLAG, str(job_file)]
     else:
         command = [sys.executable, ISOLATED, "-m", "studio.core.worker", str(job_file)]
-    nice = shutil.which("nice")
-    return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
+    return _below_window(command)
 
 
 def launcher_command() -> list[str]:
     """The warm launcher (studio.core.launcher), below the window's priority like the workers it forks."""
-    command = [sys.executable, ISOLATED, "-m", "studio.core.launcher"]
+    return _below_window([sys.executable, ISOLATED, "-m", "studio.core.launcher"])
+
+
+def _below_window(command: list[str]) -> list[str]:
+    """`command` under `nice` where there is one (Windows lowers priority through creationflags instead)."""
     nice = shutil.which("nice")
-    return [nice, "-n", str(WORKER_NICENESS), *command] if nice else command
+    return [nice, "-n", str(WORKER_NICENESS), *command] if nice and sys.platform != "win32" else command
 
 
 def start_worker(job_file: Path, stderr_file: IO[str]) -> WorkerProcess:
