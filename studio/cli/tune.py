@@ -289,14 +289,14 @@ def _refine_trials(state: Any) -> tuple[Any, list[Any]]:
 
 def _fallback_start(state: Any) -> Any:
     """The trial the fallback starts from: among the ONNX Runtime INT8/INT4 trials that miss the goal, the
-    closest to it, if it could still win (faster than the best passing trial by more than a tie, or
-    nothing passes). None when there is none."""
+    closest to it, if it could still win (it leads the best passing trial by more than timing noise, see
+    `tune.leads`, or nothing passes). None when there is none."""
     from studio.backends.sensitivity import SUPPORTED
     from studio.core.recipe import parse_recipe
-    from studio.core.tune import TIE
+    from studio.core.tune import leads, standing
 
-    passing = [t.objective_value for t in state.trials if t.meets_goal and t.objective_value is not None]
-    limit = min(passing) - abs(min(passing)) * TIE if passing else None
+    objective = state.goal.objective
+    best = standing([t for t in state.trials if t.meets_goal], objective).best
     candidates = [
         t
         for t in state.trials
@@ -304,7 +304,7 @@ def _fallback_start(state: Any) -> Any:
         and not t.meets_goal
         and t.objective_value is not None
         and "-keep" not in t.name
-        and (limit is None or t.objective_value < limit)
+        and (best is None or leads(t, best, objective))
         and parse_recipe(tomllib.loads(t.recipe_toml), t.name).backend in SUPPORTED
     ]
     return (

@@ -339,6 +339,14 @@ def _margin(trial: Trial, objective: Objective, other: Trial | None = None) -> f
     return margin
 
 
+def leads(trial: Trial, other: Trial, objective: Objective = "latency") -> bool:
+    """Whether `trial` beats `other` by more than timing noise (`_margin`); untimed trials lead nothing."""
+    if trial.objective_value is None or other.objective_value is None:
+        return False
+    value = other.objective_value
+    return trial.objective_value < value - abs(value) * _margin(trial, objective, other)
+
+
 def _best(ran: list[Trial], objective: Objective = "latency") -> Trial | None:
     """The fastest of those meeting the goal (an earlier one wins a tie, see `_margin`), else the
     closest to it."""

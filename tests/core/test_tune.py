@@ -157,6 +157,16 @@ def test_the_fallback_starts_from_a_failing_quantized_trial_only_where_it_could_
     assert _fallback_start(state(static, int4, faster_pass)) is None  # none could beat it
     tie = trial("ort-int8-dynamic", "ort-int8-dynamic", 4.05, 0.99)
     assert _fallback_start(state(static, tie)) is None  # 1% faster is noise
+    # Trials of different runs: the lead must also clear half of both runs' reference spreads.
+    passing_run1 = trial("ort-int8-dynamic", "ort-int8-dynamic", 4.4, 0.99).model_copy(update={"run_id": 1})
+    failing_run2 = static.model_copy(update={"run_id": 2})  # 10% faster, in another run
+
+    def spreads(spread: float) -> list:
+        return [passing_run1.model_copy(update={"reference_spread": spread}),
+                failing_run2.model_copy(update={"reference_spread": spread})]  # fmt: skip
+
+    assert _fallback_start(state(*spreads(0.05))).name == "ort-int8-static-minmax"
+    assert _fallback_start(state(*spreads(0.30))) is None  # inside both references' noise
 
 
 def test_best_names_a_tunes_run_only() -> None:
