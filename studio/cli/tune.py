@@ -87,6 +87,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         err.print(f"resuming: {len(state.trials)} of {len(state.planned)} trials done")
         state.stopped_by, state.finished = "", False  # what stopped it before does not stop this run
         state.rejudge()  # judged by this version's rules
+        state.drop_moot_steps()  # killed after a fallback step held: the steps after it do not run
     else:
         model = open_model(args.model)
         folder = Path(args.out) if args.out else data_dir() / "tunes" / time.strftime("%Y%m%d-%H%M%S")
@@ -253,10 +254,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             )
             falling_back = False  # an ordinary stage again: every one of them runs
             stopped = run_trials(last)
-    if falling_back and any(t.meets_goal and "-keep" in t.name for t in state.trials):
-        state.planned = [
-            n for n in state.planned if n in state.done() or "-keep" not in n
-        ]  # steps after it: moot
+    state.drop_moot_steps()  # also after a later stage ran (falling_back is False by then)
     state.stopped_by = state.stopped_by or ("max-trials" if len(state.trials) < len(state.planned) else "")
     state.finished = not state.stopped_by
     state.save(folder)

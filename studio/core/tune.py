@@ -112,6 +112,13 @@ class TuneState(BaseModel):
         now = standing(self.trials, self.goal.objective)
         self.best, self.pareto, self.best_builtin = now.best, now.pareto, now.best_builtin
 
+    def drop_moot_steps(self) -> None:
+        """Once a fallback step (a "-keep" trial) holds the goal, the steps planned after it are moot (the
+        fewer nodes in float, the better): a tune that skipped them is finished, and a resume skips them."""
+        if any(t.meets_goal and "-keep" in t.name for t in self.trials):
+            done = self.done()
+            self.planned = [n for n in self.planned if n in done or "-keep" not in n]
+
     def payload(self) -> dict[str, Any]:
         """The documented keys (run_id, goal, best, pareto, trials) and, under `state`, what resume reads."""
         return {

@@ -169,6 +169,24 @@ def test_the_fallback_starts_from_a_failing_quantized_trial_only_where_it_could_
     assert _fallback_start(state(*spreads(0.30))) is None  # inside both references' noise
 
 
+def test_once_a_fallback_step_holds_the_steps_after_it_are_dropped_from_the_plan() -> None:
+    """Whatever stage ran after the fallback (the recipes expected slower, last), the tune that skipped
+    the moot steps is finished, not stopped short of its plan."""
+    from studio.core.tune import TuneState
+
+    reference = _result("ref", 10.0, 1.0, 0.90)
+    misses = judge(_result("s", 4.0, 0.95, 0.90), reference, TuneGoal())
+    holds = judge(_result("s-keep1-float", 4.5, 0.99, 0.90), reference, TuneGoal())
+    late = judge(_result("torch-int8-dynamic", 20.0, 0.99, 0.90), reference, TuneGoal())
+    planned = ["s", "s-keep1-float", "s-keep2-float", "s-keep4-float", "torch-int8-dynamic"]
+    state = TuneState(goal=TuneGoal(), model="m", planned=planned, trials=[misses, holds, late])
+    state.drop_moot_steps()
+    assert state.planned == ["s", "s-keep1-float", "torch-int8-dynamic"]
+    still = TuneState(goal=TuneGoal(), model="m", planned=planned, trials=[misses, holds.model_copy(update={"meets_goal": False})])
+    still.drop_moot_steps()
+    assert still.planned == planned  # no step held: the rest of the fallback is still to run
+
+
 def test_best_names_a_tunes_run_only() -> None:
     class PlainRuns:
         def request(self, run_id: int) -> dict:
