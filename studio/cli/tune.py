@@ -228,13 +228,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         stopped = run_trials(first) if first else False
         capped = args.max_trials is not None and len(state.trials) >= args.max_trials
         if not stopped and not state.stopped_by and not capped and not request.get("refined"):
-            winner, refine = _refine_trials(state)
+            winner, close, refine = _refine_trials(state)
             if winner is not None and refine:
                 err.print(f"refining {winner.name}: {', '.join(r.name for r in refine)}")
+                if close:
+                    err.print(
+                        f"timed again beside it, within its timing noise: {', '.join(r.name for r in close)}"
+                    )
                 request["refined"] = True
                 _extend_plan(request, state, folder, refine)
-                # The winner again, in the same run: its refinements are timed in the same rounds as it.
-                stopped = run_trials([winner, *refine])
+                # The winner again, in the same run: its refinements are timed in the same rounds as it,
+                # and so are its close rivals (the earlier trial still wins a tie: the winner goes first).
+                stopped = run_trials([winner, *close, *refine])
                 capped = args.max_trials is not None and len(state.trials) >= args.max_trials
         if not stopped and not state.stopped_by and not capped and not request.get("fell_back"):
             try:
@@ -272,17 +277,22 @@ def _extend_plan(request: dict[str, Any], state: Any, folder: Path, recipes: lis
     state.save(folder)
 
 
-def _refine_trials(state: Any) -> tuple[Any, list[Any]]:
-    """The best trial's recipe and the variants of its knobs (`refine_trials`), when it meets the goal."""
+def _refine_trials(state: Any) -> tuple[Any, list[Any], list[Any]]:
+    """The best trial's recipe, its close rivals' (`tune.rivals`) and the variants of its knobs
+    (`refine_trials`), when it meets the goal."""
     from studio.core.hardware import probe
     from studio.core.recipe import parse_recipe
-    from studio.core.tune import refine_trials
+    from studio.core.tune import refine_trials, rivals
 
     best = state.best
     if best is None or not best.meets_goal:
-        return None, []
+        return None, [], []
     recipe = parse_recipe(tomllib.loads(best.recipe_toml), best.name)
-    return recipe, [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
+    close = [
+        parse_recipe(tomllib.loads(t.recipe_toml), t.name)
+        for t in rivals(state.trials, best, state.goal.objective)
+    ]
+    return recipe, close, [r for r in refine_trials(recipe, probe()) if r.name not in state.planned]
 
 
 def _fallback_start(state: Any) -> Any:

@@ -23,6 +23,7 @@ from studio.core.isa import likely_slower
 from studio.core.model import ModelInfo
 from studio.core.recipe import Recipe, builtin_recipes
 from studio.core.results import RecipeResult
+from studio.core.units import human_bytes
 
 Objective = Literal["latency", "throughput", "size", "memory"]
 STATE_FILE = "tune.json"
@@ -279,14 +280,14 @@ def objective_value(result: RecipeResult, objective: Objective) -> float | None:
 
 
 def objective_text(value: float | None, objective: str) -> str:
-    """An objective value as a user reads it: a speed-up against FP32, or megabytes."""
+    """An objective value as a user reads it: a speed-up against FP32, or a size (a tiny model's in KB)."""
     if value is None:
         return "not measured"
     if objective == "latency":
         return f"{1 / value:.2f}x FP32's speed"
     if objective == "throughput":
         return f"{-value:.2f}x FP32's throughput"
-    return f"{value / 2**20:.1f} MB {'on disk' if objective == 'size' else 'peak memory'}"
+    return f"{human_bytes(value)} {'on disk' if objective == 'size' else 'peak memory'}"
 
 
 def _size_or_memory(result: RecipeResult, objective: str) -> float | None:
@@ -352,6 +353,21 @@ def leads(trial: Trial, other: Trial, objective: Objective = "latency") -> bool:
         return False
     value = other.objective_value
     return trial.objective_value < value - abs(value) * _margin(trial, objective, other)
+
+
+def rivals(trials: list[Trial], best: Trial, objective: Objective = "latency", most: int = 2) -> list[Trial]:
+    """The passing trials `best` does not lead beyond timing noise, fastest first (at most `most`). They go
+    into the refining run with it: re-measured there, `best`'s speed-up is of another run than theirs, and
+    the choice between figures that close would rest on two references' noise instead of shared rounds."""
+    close = [
+        t
+        for t in trials
+        if t.meets_goal
+        and t.name != best.name
+        and t.objective_value is not None
+        and not leads(best, t, objective)
+    ]
+    return sorted(close, key=lambda t: t.objective_value or 0.0)[:most]
 
 
 def _best(ran: list[Trial], objective: Objective = "latency") -> Trial | None:
