@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 from studio.core.events import Event
 from studio.core.results import RecipeResult, pareto_front
 from studio.core.svg import PALETTE
+from studio.gui.chart_labels import add_names
 
 COLOURS = PALETTE
 Axis = tuple[str, str]
@@ -63,9 +64,16 @@ def make_plot(title: str, left: tuple[str, str | None], bottom: tuple[str, str |
     plot = pg.PlotWidget(title=title)
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)
-    plot.setLabel("left", left[0], units=left[1])
-    plot.setLabel("bottom", bottom[0], units=bottom[1])
+    label_axes(plot, left, bottom)
     return plot
+
+
+def label_axes(plot: pg.PlotWidget, left: tuple[str, str | None], bottom: tuple[str, str | None]) -> None:
+    """Axis titles with units; only bytes and seconds take SI prefixes (MB, ms): pyqtgraph would print
+    700 ms as 0.7 "kms"."""
+    for side, (text, units) in (("left", left), ("bottom", bottom)):
+        plot.setLabel(side, text, units=units)
+        plot.getAxis(side).enableAutoSIPrefix(units in ("B", "s"))
 
 
 class ChartsPanel(QWidget):
@@ -109,8 +117,7 @@ class ChartsPanel(QWidget):
             (self.latency, self.quality, self.scatter), titles, strict=True
         ):
             plot.setTitle(title)
-            plot.setLabel("left", left[0], units=left[1])
-            plot.setLabel("bottom", bottom[0], units=bottom[1])
+            label_axes(plot, left, bottom)
         self._redraw_results()
 
     def colour(self, recipe: str) -> str:
@@ -260,15 +267,12 @@ class ChartsPanel(QWidget):
             tip=lambda x, y, data: f"{data}\n{x:.2f} ms · {y:.1f}%",
         )
         self.scatter.addItem(self.scatter_item)
-        for r in measured:
-            assert r.latency_ms is not None
-            label = pg.TextItem(r.recipe, color="#333", anchor=(0, 1))
-            label.setPos(r.latency_ms.p50, quality(r))
-            self.scatter.addItem(label)
         xs_all = [r.latency_ms.p50 for r in measured if r.latency_ms]
         ys_all = [quality(r) for r in measured]
         self.scatter.setXRange(0, max(xs_all) * 1.6, padding=0)  # room for the rightmost name
         self.scatter.setYRange(max(0.0, min(ys_all) - 5), min(100.0, max(ys_all) + 2) + 0.5, padding=0)
+        named = {r.recipe for r in pareto_front(measured)} | {r.recipe for r in measured if r.reference}
+        add_names(self.scatter, [(s["data"], *s["pos"]) for s in spots], first=named)
         front = sorted(pareto_front(measured), key=lambda r: r.latency_ms.p50 if r.latency_ms else 0)
         if len(front) > 1:
             xs = [r.latency_ms.p50 for r in front if r.latency_ms]

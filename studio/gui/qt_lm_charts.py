@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from studio.core.results import RecipeResult
+from studio.gui.chart_labels import add_names
 from studio.gui.qt_charts import tick_label
 
 FLAGGED = "#dc3912"
@@ -107,10 +108,6 @@ def draw_speed_vs_kld(
         tip=lambda x, y, data: f"{data}\n{y:.1f} tok/s · KLD {x:.4f}",
     )
     plot.addItem(item)
-    for r in points:
-        label = pg.TextItem(r.recipe, color="#333", anchor=(0, 1))
-        label.setPos(r.kl or 0.0, r.decode_tokens_per_s or 0.0)
-        plot.addItem(label)
     front = pareto_by_speed_and_kld(points)
     if len(front) > 1:
         plot.plot(
@@ -122,4 +119,5 @@ def draw_speed_vs_kld(
     rates = [r.decode_tokens_per_s or 0.0 for r in points]
     plot.setXRange(0, max(max(kls) * 1.45, 1e-3), padding=0)
     plot.setYRange(0, max(rates) * 1.15, padding=0)
+    add_names(plot, [(r.recipe, r.kl or 0.0, r.decode_tokens_per_s or 0.0) for r in points])
     return item

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from studio.core.paths import data_dir
 from studio.core.tune import TuneState
 from studio.core.tune_report import axis_names, is_language, latency_p50, quality_loss, speed_axis, speedup
+from studio.gui.chart_labels import add_names
 from studio.gui.qt_analysis import lay_out, results_table
 from studio.gui.qt_charts import make_plot
 from studio.gui.qt_command import CommandRun
@@ -322,15 +323,9 @@ class TunePanel(QWidget):
             low = min(ys) - 0.5  # above 100%: room for the names of trials as good as FP32
             self.plot.setYRange(low, 100.0 + max(0.4, 0.06 * (100.0 - low)), padding=0)
         pareto = set(self.payload.get("pareto") or [])
-        for spot in spots:  # named: the best, the Pareto front and the reference; the rest on hover
-            if spot["data"] == best or spot["data"] in pareto or spot["data"] == "FP32 reference":
-                # the reference's name below-left of its square: trials as good as FP32 sit beside it
-                reference = spot["data"] == "FP32 reference"
-                label = pg.TextItem(
-                    str(spot["data"]), color="#333333", anchor=(1, 0) if reference else (0, 1)
-                )
-                label.setPos(*spot["pos"])
-                self.plot.addItem(label)
+        named = {best, "FP32 reference", *pareto}  # the rest on hover
+        shown = [(s["data"], *s["pos"]) for s in spots if s["data"] in named]
+        add_names(self.plot, shown, "#333333", first={name for name, _, _ in shown})
 
     def _fill(self, trials: list[dict[str, Any]], reference: dict[str, Any], best: str | None) -> None:
         self.table.setRowCount(len(trials))
