@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from paired_timing import paired  # noqa: E402
 from readme_section import write_section  # noqa: E402
 
 from studio.backends.torch_runtime import quiet_torch_imports  # noqa: E402
@@ -100,16 +100,13 @@ def plain_artifacts(exported: Path, folder: Path) -> dict[str, Path]:
 
 
 def independent_timing(
-    candidates: dict[str, list[str]], rounds: int, calls: int, before_round: Any = None
+    candidates: dict[str, list[str]], rounds: int, calls: int
 ) -> dict[str, dict[str, float]]:
-    """Each artifact timed in a fresh process (benchmarks/time_artifact.py), rounds interleaved over all;
-    `before_round()` runs before each round (the studio's own timing round, `StudioRounds`)."""
+    """Each artifact timed in a fresh process (benchmarks/time_artifact.py), rounds interleaved over all."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     round_p50s: dict[str, list[float]] = {name: [] for name in candidates}
     script = Path(__file__).with_name("time_artifact.py")
     for round_ in range(rounds):
-        if before_round is not None:
-            before_round()
         for name, arguments in candidates.items():
             out = subprocess.run(
                 [sys.executable, str(script), *arguments, "--calls", str(calls)],
@@ -129,63 +126,12 @@ def independent_timing(
             "calls": len(s),
             "round_p50s": [round(v, 3) for v in round_p50s[name]],
             # how far this artifact's own rounds disagree: the machine's drift, which no harness removes
-            "round_spread": round((max(round_p50s[name]) - min(round_p50s[name])) / float(np.median(round_p50s[name])), 3),
+            "round_spread": round(
+                (max(round_p50s[name]) - min(round_p50s[name])) / float(np.median(round_p50s[name])), 3
+            ),
         }
         for name, s in samples.items()
     }
-
-
-class StudioRounds:
-    """Rounds of the studio's own timing worker (the code a run's p50s come from: every artifact loaded in
-    one worker, timed in rotated order), taken between the independent rounds: both timings then see the
-    same minutes of the machine, whose drift (10-15% from one minute to the next on the 2-core hosts of
-    2026-12) would otherwise pass for a bias of the studio's harness, which is what the 5% goal is about."""
-
-    def __init__(self, run: RunResult, names: list[str], calls: int) -> None:
-        from studio.core.recipe import resolve_recipe
-
-        self.run = run
-        self.reference = resolve_recipe("torch-fp32")
-        self.recipes = {
-            r.recipe: parse_recipe(tomllib.loads(r.recipe_toml), r.recipe)
-            for r in run.results
-            if r.ok and r.recipe in names
-        }
-        self.engine = RunEngine(ArtifactCache(cache_dir() / "artifacts"))
-        self.settings = RunSettings(timing=TimingPlan(warmup=5, min_iterations=calls, min_seconds=0.0, rounds=1))
-        self.p50s: dict[str, list[float]] = {name: [] for name in self.recipes}
-
-    def __call__(self) -> None:
-        from studio.core.gpu_memory import GpuMemoryProbe
-        from studio.core.worker import WorkerJob
-
-        with tempfile.TemporaryDirectory() as run_dir:
-            job = WorkerJob(
-                model="demo",
-                recipe=self.reference,
-                is_reference=False,
-                data=load_texts(demo.eval_file()),
-                calibration=load_texts(demo.calibration_file(), label_column=None),
-                settings=self.settings,
-                hardware=self.run.hardware,
-                cache_root=str(self.engine.cache.root),
-                run_dir=run_dir,
-                timing=self.recipes,
-                speed_of={name: self.reference.name for name in self.recipes},
-            )
-            outcome = self.engine.run_worker(job, lambda event: None, GpuMemoryProbe(None))
-        speeds = outcome.data.get("speeds")
-        if not speeds:
-            raise SystemExit(f"the studio's timing worker failed: {outcome.result.reason}")
-        for name in self.recipes:
-            self.p50s[name].append(float(speeds[name]["fields"]["latency_ms"]["p50"]))
-
-    def summary(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: {"p50": float(np.median(p50s)), "round_p50s": [round(v, 3) for v in p50s]}
-            for name, p50s in self.p50s.items()
-            if p50s
-        }
 
 
 def plain_fidelity(path: Path, model: Any, run: RunResult) -> dict[str, float]:
@@ -216,6 +162,12 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=30,
+        help="turns of the studio's and the independent timing (more while noisy)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu.json")
     args = parser.parse_args()
     quiet_torch_imports()
@@ -240,12 +192,20 @@ def main() -> int:
             candidates[name] = ["onnx", str(path)]
         print(
             f"independent timing: {len(candidates)} artifacts x {args.rounds} rounds x {args.calls} calls, "
-            "each in a fresh process, each round after a round of the studio's own timing worker ...",
+            "each in a fresh process ...",
             flush=True,
         )
-        studio_rounds = StudioRounds(run, list(candidates), args.calls)
-        timing = independent_timing(candidates, args.rounds, args.calls, before_round=studio_rounds)
-        matched = studio_rounds.summary()
+        timing = independent_timing(candidates, args.rounds, args.calls)
+        print(
+            f"the studio's timing code and the independent loop taking turns, {args.pairs} pairs each ...",
+            flush=True,
+        )
+        spec = {
+            "model": "demo",
+            "hardware": run.hardware.model_dump(mode="json"),
+            "recipes": {r.recipe: r.recipe_toml for r in run.results if r.ok and r.recipe in candidates},
+        }
+        matched = paired(spec, candidates, args.pairs)
         plain_quality = {name: plain_fidelity(path, model, run) for name, path in plain.items()}
         plain_sizes = {name: path.stat().st_size for name, path in plain.items()}
 
@@ -254,7 +214,7 @@ def main() -> int:
     payload = {
         "run": json.loads(run.model_dump_json(exclude={"results": {"__all__": {"topk"}}, "inputs": True})),
         "independent_timing_ms": timing,
-        "studio_timing_worker_ms": matched,
+        "studio_vs_independent_paired": matched,
         "plain": {"quality": plain_quality, "size_bytes": plain_sizes},
         "summary": report,
     }
@@ -319,16 +279,15 @@ def summarise(
         for r in run.results
         if r.ok and not r.reference and r.speedup_vs_reference and r.recipe in timing
     }
-    # The studio's timing worker and the independent loop round by round (the same minutes of the machine):
-    # the median of the per-round ratios.
-    matched_ratio = {
-        name: round(float(np.median([a / b for a, b in zip(m["round_p50s"], timing[name]["round_p50s"], strict=True)])), 3)
-        for name, m in matched.items()
-    }
+    # The studio's timing code and the independent loop taking turns a second apart (benchmarks/paired_timing.py):
+    # the median of the per-pair ratios, which the machine's drift falls on alike.
+    matched_ratio = {name: m["ratio_median"] for name, m in matched.items()}
     trap = by_name.get("ort-int8-static-unfused")
     return {
-        "studio_timing_worker_p50_over_independent_matched": matched_ratio,
-        "matched_within_5_percent": sum(abs(v - 1) <= 0.05 for v in matched_ratio.values()),
+        "studio_timing_p50_over_independent_paired": matched_ratio,
+        "paired_90_interval": {name: m["ratio_90_interval"] for name, m in matched.items()},
+        "paired_pairs": {name: m["pairs"] for name, m in matched.items()},
+        "paired_within_5_percent": sum(abs(v - 1) <= 0.05 for v in matched_ratio.values()),
         "studio_speedup_over_independent": speedup_vs_independent,
         "independent_round_spread": {name: t["round_spread"] for name, t in timing.items()},
         "best_recipe": best.recipe if best else None,
@@ -399,11 +358,15 @@ def markdown(
         f"accuracy drop {s['best_accuracy_drop_points']} points.",
         f"- Studio's best INT8 ({s['best_studio_int8']}) p50 / best plain pipeline ({s['best_plain']}) p50: "
         f"**{s['studio_int8_over_plain_p50_ratio']}** (target <= 1.0 within noise).",
-        "- The studio's timing worker's p50 / independent p50, round by round at the same minutes (a round of "
-        "the studio's own timing worker, then an independent round; the median of the per-round ratios): "
-        + ", ".join(f"{k} {v}" for k, v in s["studio_timing_worker_p50_over_independent_matched"].items())
-        + f" (target within 5%: {s['matched_within_5_percent']} of "
-        + f"{len(s['studio_timing_worker_p50_over_independent_matched'])} recipes).",
+        "- The studio's timing code / the independent loop, both loaded and taking turns on each artifact in "
+        "blocks of about 0.4 s (benchmarks/paired_timing.py; the median of the per-pair p50 ratios, bootstrap "
+        "90% interval, pairs): "
+        + ", ".join(
+            f"{k} {v} [{s['paired_90_interval'][k][0]}, {s['paired_90_interval'][k][1]}] {s['paired_pairs'][k]}"
+            for k, v in s["studio_timing_p50_over_independent_paired"].items()
+        )
+        + f" (target within 5%: {s['paired_within_5_percent']} of "
+        + f"{len(s['studio_timing_p50_over_independent_paired'])} recipes).",
         "- Studio-reported p50 (the run's own rounds, minutes before the independent loop) / independent p50: "
         + ", ".join(f"{k} {v}" for k, v in s["studio_reported_p50_over_independent"].items())
         + " (apart in time: the machine's drift included).",

@@ -2,8 +2,10 @@
 
     python benchmarks/time_artifact.py onnx PATH --calls 40
     python benchmarks/time_artifact.py torch-fp32|torch-int8-dynamic demo --calls 40
+    python benchmarks/time_artifact.py onnx PATH --serve    (benchmarks/paired_timing.py drives it)
 
-Prints one JSON object: {"ms": [per-call milliseconds]}. The feeds are the demo's first evaluation
+Prints one JSON object: {"ms": [per-call milliseconds]}. With --serve it stays loaded and answers each
+line "CALLS WARMUP" on stdin with such an object (a block of calls), until stdin closes. The feeds are the demo's first evaluation
 utterance padded to 128 tokens, batch 1; sessions use ONNX Runtime's default options.
 """
 
@@ -27,6 +29,7 @@ def main() -> int:
     parser.add_argument("path")
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--serve", action="store_true", help="answer blocks of calls asked on stdin")
     args = parser.parse_args()
 
     from studio.backends.torch_runtime import quiet_torch_imports
@@ -66,14 +69,23 @@ def main() -> int:
             with torch.inference_mode():
                 return module(**tensors).logits
 
-    for _ in range(args.warmup):
-        run()
-    samples = []
-    for _ in range(args.calls):
-        start = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - start) * 1000)
-    print(json.dumps({"ms": samples}))
+    def block(calls: int, warmup: int) -> list[float]:
+        for _ in range(warmup):
+            run()
+        samples = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            run()
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    if not args.serve:
+        print(json.dumps({"ms": block(args.calls, args.warmup)}))
+        return 0
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        calls, warmup = (int(x) for x in line.split())
+        print(json.dumps({"ms": block(calls, warmup)}), flush=True)
     return 0
 
 
