@@ -271,9 +271,9 @@ class ChartsPanel(QWidget):
         ys_all = [quality(r) for r in measured]
         self.scatter.setXRange(0, max(xs_all) * 1.6, padding=0)  # room for the rightmost name
         self.scatter.setYRange(max(0.0, min(ys_all) - 5), min(100.0, max(ys_all) + 2) + 0.5, padding=0)
-        named = {r.recipe for r in pareto_front(measured)} | {r.recipe for r in measured if r.reference}
-        add_names(self.scatter, [(s["data"], *s["pos"]) for s in spots], first=named)
         front = sorted(pareto_front(measured), key=lambda r: r.latency_ms.p50 if r.latency_ms else 0)
+        named = {r.recipe for r in front} | {r.recipe for r in measured if r.reference}
+        add_names(self.scatter, [(s["data"], *s["pos"]) for s in spots], first=named)
         if len(front) > 1:
             xs = [r.latency_ms.p50 for r in front if r.latency_ms]
             self.scatter.plot(
