@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from paired_timing import paired  # noqa: E402
+from paired_timing import paired, run_spec  # noqa: E402
 from readme_section import write_section  # noqa: E402
 
 from studio.backends.torch_runtime import quiet_torch_imports  # noqa: E402
@@ -165,8 +165,14 @@ def main() -> int:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=30,
-        help="turns of the studio's and the independent timing (more while noisy)",
+        default=12,
+        help="turns of the studio's and the independent timing in each session",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=3,
+        help="fresh pairs of timing processes per artifact (more while noisy, up to 6)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu.json")
     args = parser.parse_args()
@@ -181,13 +187,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         print("plain pipelines: optimum ORTQuantizer, quantize_dynamic ...", flush=True)
         plain = plain_artifacts(exported, Path(scratch))
-        candidates: dict[str, list[str]] = {
-            "torch-fp32": ["torch-fp32", "demo"],
-            "torch-int8-dynamic": ["torch-int8-dynamic", "demo"],
-        }
-        for r in run.results:
-            if r.ok and r.backend.startswith("ort-"):
-                candidates[r.recipe] = ["onnx", str(_studio_artifact(r))]
+        spec, studio_artifacts = run_spec(run)
+        candidates = dict(studio_artifacts)
         for name, path in plain.items():
             candidates[name] = ["onnx", str(path)]
         print(
@@ -197,15 +198,11 @@ def main() -> int:
         )
         timing = independent_timing(candidates, args.rounds, args.calls)
         print(
-            f"the studio's timing code and the independent loop taking turns, {args.pairs} pairs each ...",
+            f"the studio's timing code and the independent loop taking turns, {args.pairs} pairs in each of "
+            f"{args.sessions}+ fresh pairs of processes per artifact ...",
             flush=True,
         )
-        spec = {
-            "model": "demo",
-            "hardware": run.hardware.model_dump(mode="json"),
-            "recipes": {r.recipe: r.recipe_toml for r in run.results if r.ok and r.recipe in candidates},
-        }
-        matched = paired(spec, candidates, args.pairs)
+        matched = paired(spec, studio_artifacts, args.pairs, args.sessions)
         plain_quality = {name: plain_fidelity(path, model, run) for name, path in plain.items()}
         plain_sizes = {name: path.stat().st_size for name, path in plain.items()}
 
@@ -225,15 +222,6 @@ def main() -> int:
     print(table)
     print(f"written {args.out} and {readme}")
     return 0
-
-
-def _studio_artifact(result: Any) -> Path:
-    """The ONNX file the studio ran for `result`, from its cache entry."""
-    cache = ArtifactCache(cache_dir() / "artifacts")
-    for entry in cache.entries():
-        if entry.meta.get("recipe") == result.recipe and (entry.path / "model.onnx").exists():
-            return entry.path / "model.onnx"
-    raise SystemExit(f"no cached artifact for {result.recipe}")
 
 
 def summarise(
@@ -280,13 +268,14 @@ def summarise(
         if r.ok and not r.reference and r.speedup_vs_reference and r.recipe in timing
     }
     # The studio's timing code and the independent loop taking turns a second apart (benchmarks/paired_timing.py):
-    # the median of the per-pair ratios, which the machine's drift falls on alike.
+    # the median of the per-pair ratios, which the machine's drift falls on alike, pooled over fresh processes.
     matched_ratio = {name: m["ratio_median"] for name, m in matched.items()}
     trap = by_name.get("ort-int8-static-unfused")
     return {
         "studio_timing_p50_over_independent_paired": matched_ratio,
         "paired_90_interval": {name: m["ratio_90_interval"] for name, m in matched.items()},
         "paired_pairs": {name: m["pairs"] for name, m in matched.items()},
+        "paired_session_medians": {name: m["session_ratio_medians"] for name, m in matched.items()},
         "paired_within_5_percent": sum(abs(v - 1) <= 0.05 for v in matched_ratio.values()),
         "studio_speedup_over_independent": speedup_vs_independent,
         "independent_round_spread": {name: t["round_spread"] for name, t in timing.items()},
@@ -359,10 +348,11 @@ def markdown(
         f"- Studio's best INT8 ({s['best_studio_int8']}) p50 / best plain pipeline ({s['best_plain']}) p50: "
         f"**{s['studio_int8_over_plain_p50_ratio']}** (target <= 1.0 within noise).",
         "- The studio's timing code / the independent loop, both loaded and taking turns on each artifact in "
-        "blocks of about 0.4 s (benchmarks/paired_timing.py; the median of the per-pair p50 ratios, bootstrap "
-        "90% interval, pairs): "
+        "blocks of about 0.4 s, in several fresh pairs of processes (benchmarks/paired_timing.py; the median "
+        "of the per-pair p50 ratios, bootstrap 90% interval, pairs, each session's median): "
         + ", ".join(
-            f"{k} {v} [{s['paired_90_interval'][k][0]}, {s['paired_90_interval'][k][1]}] {s['paired_pairs'][k]}"
+            f"{k} {v} [{s['paired_90_interval'][k][0]}, {s['paired_90_interval'][k][1]}] {s['paired_pairs'][k]} "
+            f"({' / '.join(str(m) for m in s['paired_session_medians'][k])})"
             for k, v in s["studio_timing_p50_over_independent_paired"].items()
         )
         + f" (target within 5%: {s['paired_within_5_percent']} of "

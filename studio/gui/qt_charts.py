@@ -82,7 +82,7 @@ class ChartsPanel(QWidget):
         self.memory = make_plot(
             "Memory per recipe (RSS solid, GPU dashed)", ("memory", "B"), ("time since recipe start", "s")
         )
-        self.memory.addLegend(offset=(10, 10))
+        self._memory_legend()
         self.memory.setDownsampling(mode="peak")
         self.memory.setClipToView(True)
         self.latency = make_plot("", ("", ""), ("", ""))
@@ -106,6 +106,10 @@ class ChartsPanel(QWidget):
         self.timer.start()
         self.set_kind("text-classification")
 
+    def _memory_legend(self) -> None:
+        """On a white box: the curves rise under the legend's corner and would cross its names."""
+        self.memory.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen("#c8c8c8"))
+
     def set_kind(self, task: str) -> None:
         """Pick the result charts for a kind of model: titles and axes now, drawing when results come."""
         if task == self.task:
@@ -127,7 +131,7 @@ class ChartsPanel(QWidget):
 
     def reset(self) -> None:
         self.memory.clear()
-        self.memory.addLegend(offset=(10, 10))
+        self._memory_legend()
         self.series.clear()
         self.curves.clear()
         self.results = []
