@@ -40,7 +40,7 @@ from studio.core import demo  # noqa: E402
 from studio.core.cache import ArtifactCache  # noqa: E402
 from studio.core.compare import RunSettings  # noqa: E402
 from studio.core.dataset import load_texts  # noqa: E402
-from studio.core.engine import RunEngine  # noqa: E402
+from studio.core.engine import RunEngine, default_store  # noqa: E402
 from studio.core.inputs import encode  # noqa: E402
 from studio.core.measure import TimingPlan  # noqa: E402
 from studio.core.model import open_model  # noqa: E402
@@ -60,7 +60,8 @@ def studio_run(timing: TimingPlan) -> tuple[RunResult, Any]:
             "optimize_graph": False,
         }
     )
-    run = RunEngine(ArtifactCache(cache_dir() / "artifacts")).run(
+    # Recorded in the history too: `paired_timing.py check` can time its artifacts again later.
+    run = RunEngine(ArtifactCache(cache_dir() / "artifacts"), default_store()).run(
         "demo",
         [*recipes, trap],
         load_texts(demo.eval_file()),

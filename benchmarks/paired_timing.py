@@ -1,6 +1,7 @@
 """The studio's timing code against an independent loop, taking turns on one artifact a second apart.
 
-    python benchmarks/paired_timing.py check [RECIPE ...]    (the latest demo run in this QSTUDIO_HOME)
+    python benchmarks/paired_timing.py check [--results cpu.json] [RECIPE ...]
+        (the latest demo run in this QSTUDIO_HOME's history, or cpu_recipes.py's run, and its cached artifacts)
     python benchmarks/paired_timing.py studio SPEC.json      (a server; `paired()` starts it)
 
 Why: on the shared 2-core hosts the speed of one artifact drifts by 10-40% from one second to the next
@@ -223,18 +224,24 @@ def run_spec(run: Any, names: set[str] | None = None) -> tuple[dict[str, Any], d
     return spec, independent
 
 
-def check(names: list[str]) -> int:
-    """Pair the studio's timing with the independent loop on the latest run's artifacts, no new run."""
+def check(args: list[str]) -> int:
+    """Pair the studio's timing with the independent loop on a run's cached artifacts, no new run."""
     sys.path.insert(0, str(ROOT))
     from studio.core.paths import data_dir
+    from studio.core.results import RunResult
     from studio.core.store import RunStore
 
-    store = RunStore(data_dir() / "history.sqlite")
-    latest = next((r for r in store.runs() if r.model_path == "demo"), None)
-    if latest is None:
-        raise SystemExit("no run of the demo in this studio home: `qstudio run --model demo` first")
-    spec, independent = run_spec(store.load(latest.id), set(names))
-    print(f"run {latest.id}: {', '.join(independent)}", flush=True)
+    if args[:1] == ["--results"]:
+        payload = json.loads(Path(args[1]).read_text())["run"]
+        run, source, args = RunResult.model_validate({**payload, "inputs": []}), args[1], args[2:]
+    else:
+        store = RunStore(data_dir() / "history.sqlite")
+        latest = next((r for r in store.runs() if r.model_path == "demo"), None)
+        if latest is None:
+            raise SystemExit("no run of the demo in this studio home: `qstudio run --model demo` first")
+        run, source = store.load(latest.id), f"run {latest.id}"
+    spec, independent = run_spec(run, set(args))
+    print(f"{source}: {', '.join(independent)}", flush=True)
     keep = ("ratio_median", "ratio_90_interval", "session_ratio_medians", "pairs")
     result = {name: {k: m[k] for k in keep} for name, m in paired(spec, independent).items()}
     print(json.dumps(result, indent=1))
