@@ -12,6 +12,9 @@ from __future__ import annotations
 import pyqtgraph as pg
 
 MAX_LEVELS = 3  # lines a name may go below its point; further, it would read as another point's
+# Where a name may go, in order: just above-right of its point, one and two lines lower, then one line
+# higher (a cluster of three reads better with a name stacked on top than with one left out).
+PLACES = (*range(MAX_LEVELS), -1)
 
 Box = tuple[float, float, float, float]
 
@@ -22,9 +25,9 @@ def levels(
     first: list[bool] | None = None,
 ) -> list[int | None]:
     """Per name (width and height in pixels, x and y of its point): how many lines below its place just
-    above-right of the point it goes, or None: no room near its point. `pixel` is the data size of one
+    above-right of the point it goes (-1: one line above it), or None: no room near its point. `pixel` is the data size of one
     pixel (x, y). Names are placed top to bottom, left to right, those marked `first` before the others;
-    each takes the first level whose box is clear of those placed before (one marked `first` with no
+    each takes the first of `PLACES` whose box is clear of those placed before (one marked `first` with no
     room stays just above its point)."""
     px, py = pixel
     must = first or [False] * len(names)
@@ -33,7 +36,7 @@ def levels(
     for i in sorted(range(len(names)), key=lambda i: (not must[i], -names[i][3], names[i][2])):
         width, height, x, y = names[i]
         left, above = x / px, -y / py - height  # pixel rows grow downwards
-        for level in range(MAX_LEVELS):
+        for level in PLACES:
             box = (left, above + level * height, left + width, above + (level + 1) * height)
             if not any(_overlap(box, other) for other in boxes):
                 out[i] = level

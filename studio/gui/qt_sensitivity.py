@@ -85,7 +85,7 @@ class SensitivityPanel(QWidget):
         self.status.setWordWrap(True)
 
         self.plot = make_plot(
-            "KL from FP32, each node alone quantized (worst on top)", ("", ""), ("KL(FP32 ‖ quantized)", "")
+            "Each node alone quantized: KL from FP32", ("", ""), ("KL(FP32 ‖ quantized)", "")
         )
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # KLs of 0.01 read as such, not as 10 m
         self.table = results_table(HEADERS)
@@ -179,7 +179,7 @@ class SensitivityPanel(QWidget):
             y = list(range(len(shown)))[::-1]  # the worst at the top
             self.bars = pg.BarGraphItem(x0=0, y=y, height=0.7, width=kl, brush="#d62728")
             self.plot.addItem(self.bars)
-            ticks = [(y[i], e["name"][-44:]) for i, e in enumerate(shown)]
+            ticks = [(y[i], _tail(e["name"])) for i, e in enumerate(shown)]
             self.plot.getAxis("left").setTicks([ticks])
             self.plot.setXRange(0, max(kl) * 1.05 or 1.0, padding=0)
             self.plot.setYRange(-0.6, len(shown) - 0.4, padding=0)
@@ -197,3 +197,8 @@ class SensitivityPanel(QWidget):
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+
+
+def _tail(name: str, most: int = 40) -> str:
+    """A node's name as the axis has room for it: its end (layer and op) names it, "…" says it was cut."""
+    return name if len(name) <= most else "…" + name[-(most - 1) :]

@@ -11,11 +11,11 @@ def test_names_at_the_same_place_go_one_line_lower_each() -> None:
     assert sorted(levels(same, pixel)) == [0, 1, 2]
     apart = [(100.0, 20.0, 2.0, 95.0), (100.0, 20.0, 4.0, 95.0), (100.0, 20.0, 2.0, 90.0)]
     assert levels(apart, pixel) == [0, 0, 0]  # 200 px right, or 500 px below: clear already
-    # A fourth name has no room within three lines: its hover tip names it, unless it must show (the
-    # reference, the Pareto front), which is placed before the others.
-    crowd = [*same, (40.0, 20.0, 2.1, 95.0)]  # placed last: the rightmost
-    assert levels(crowd, pixel) == [0, 1, 2, None]
-    assert levels(crowd, pixel, [False, False, False, True]) == [1, 2, None, 0]
+    # A fourth name goes one line above the first; a fifth has no room within those lines: its hover tip
+    # names it, unless it must show (the reference, the Pareto front), which is placed before the others.
+    crowd = [*same, (40.0, 20.0, 2.1, 95.0), (30.0, 20.0, 2.15, 95.0)]  # placed last: the rightmost
+    assert levels(crowd, pixel) == [0, 1, 2, -1, None]
+    assert levels(crowd, pixel, [False, False, False, False, True]) == [1, 2, -1, None, 0]
 
 
 def test_the_drawn_names_do_not_overlap(qtbot) -> None:
