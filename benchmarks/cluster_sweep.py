@@ -61,7 +61,16 @@ def main() -> int:
     qstudio([*run_args, "--json", f"{home}/warm.json"], env)
     local, _ = qstudio([*run_args, "--json", f"{home}/local.json"], env)
     sweep, ready = qstudio(
-        ["sweep", "--models", "demo", "--recipes", ",".join(recipes), *common, "--json", f"{home}/sweep.json"],
+        [
+            "sweep",
+            "--models",
+            "demo",
+            "--recipes",
+            ",".join(recipes),
+            *common,
+            "--json",
+            f"{home}/sweep.json",
+        ],
         env,
         mark="cluster:",  # Ray started and every node probed
     )

@@ -102,7 +102,7 @@ def plain_artifacts(exported: Path, folder: Path) -> dict[str, Path]:
 
 def independent_timing(
     candidates: dict[str, list[str]], rounds: int, calls: int
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Each artifact timed in a fresh process (benchmarks/time_artifact.py), rounds interleaved over all."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     round_p50s: dict[str, list[float]] = {name: [] for name in candidates}
@@ -259,7 +259,7 @@ def summarise(
     reported_vs_independent = {
         r.recipe: round(r.latency_ms.p50 / timing[r.recipe]["p50"], 3)
         for r in run.results
-        if r.ok and r.recipe in timing
+        if r.ok and r.recipe in timing and r.latency_ms
     }
     # The speed-up the studio reports against the one the independent loop gives: both are ratios taken
     # within interleaved rounds, so a drift of the whole machine between the two timings cancels out.
@@ -327,11 +327,13 @@ def markdown(
             continue
         t = timing.get(r.recipe)
         flags = "; ".join(f.code for f in r.flags) or ""
+        studio_ms = f"{r.latency_ms.p50:.2f}" if r.latency_ms else "-"
+        size_mb = (r.size_bytes or 0) / 2**20
         lines.append(
-            f"| {r.recipe} | {t['p50']:.2f} | {t['p99']:.2f} | {fp32_ms / t['p50']:.2f}x | {r.latency_ms.p50:.2f} | "
-            f"{r.size_bytes / 2**20:.1f} | {r.accuracy:.1%} | {r.top1_agreement:.1%} | {flags} |"
+            f"| {r.recipe} | {t['p50']:.2f} | {t['p99']:.2f} | {fp32_ms / t['p50']:.2f}x | {studio_ms} | "
+            f"{size_mb:.1f} | {r.accuracy:.1%} | {r.top1_agreement:.1%} | {flags} |"
             if t
-            else f"| {r.recipe} | (torch, not in the ORT loop) | | | {r.latency_ms.p50:.2f} | {r.size_bytes / 2**20:.1f} | "
+            else f"| {r.recipe} | (torch, not in the ORT loop) | | | {studio_ms} | {size_mb:.1f} | "
             f"{r.accuracy:.1%} | {r.top1_agreement:.1%} | {flags} |"
         )
     for name, quality in plain_quality.items():

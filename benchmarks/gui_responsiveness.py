@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +45,7 @@ def main() -> int:
     window = create_window(args.model)
     window.show()
     ticks: list[float] = []
-    phase = {"running": False, "ready_s": None, "samples": 0}
+    phase: dict[str, Any] = {"running": False, "ready_s": None, "samples": 0}
     wanted = set(args.recipes.split(","))
 
     def tick() -> None:

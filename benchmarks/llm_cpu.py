@@ -119,7 +119,7 @@ def table(run: RunResult, timed: dict[str, dict[str, Any]], bandwidth: float, fl
         size = r.size_bytes or 0
         delta = (
             f"{r.perplexity_delta / (r.perplexity - r.perplexity_delta):+.1%}"
-            if r.perplexity_delta is not None
+            if r.perplexity_delta is not None and r.perplexity is not None
             else "-"
         )
         lines.append(
@@ -143,7 +143,11 @@ def goal_lines(run: RunResult, timed: dict[str, dict[str, Any]]) -> list[str]:
             continue
         t = timed[r.recipe]
         speed = t["tokens_per_s"] / ref["tokens_per_s"]
-        rise = r.perplexity_delta / (r.perplexity - r.perplexity_delta) if r.perplexity_delta is not None else 0.0
+        rise = (
+            r.perplexity_delta / (r.perplexity - r.perplexity_delta)
+            if r.perplexity_delta is not None and r.perplexity is not None
+            else 0.0
+        )
         memory = t["peak_rss"] / ref["peak_rss"]
         checks = {
             f"decode {speed:.2f}x (>= 3x)": speed >= 3,

@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,7 +59,7 @@ def main() -> int:
     ctx = BuildContext(model, recipe, ArtifactCache(cache_dir() / "artifacts"), recipe.precision)
     backend = get_spec(recipe.backend).load()
     started = time.perf_counter()
-    lm = backend.load(ctx, backend.prepare(ctx))
+    lm: Any = backend.load(ctx, backend.prepare(ctx))  # a causal LM predictor: start() and step()
     load_s = time.perf_counter() - started
     tokenizer = model.tokenizer
     prompt = tokenizer(load_prompts(resources_dir() / "demo" / "llm_prompts.txt")[0])["input_ids"]
