@@ -61,26 +61,48 @@ def add_names(
 ) -> None:
     """Each name just above-right of its point, or as many lines lower as keeps it clear of the others
     (`levels`; names in `first` are placed first and always shown); the x range grows until the
-    rightmost names fit. Call after the plot's ranges are set."""
-    labels = [pg.TextItem(name, color=color, anchor=(0, 1)) for name, _, _ in points]
-    sizes = [(label.boundingRect().width(), label.boundingRect().height()) for label in labels]
-    view = plot.getViewBox()
-    (left, right), _ = view.viewRange()
-    pixels = view.width()
-    needed = [  # a name w pixels wide fits right of x when (x - left) / (right - left) <= 1 - w / pixels
-        left + (x - left) * pixels / (pixels - w)
-        for (w, _), (_, x, _) in zip(sizes, points, strict=True)
-        if w < 0.6 * pixels
-    ]
-    if needed and max(needed) > right:
-        plot.setXRange(left, max(needed), padding=0)
-    boxes = [(w, h, x, y) for (w, h), (_, x, y) in zip(sizes, points, strict=True)]
-    must = [name in (first or set()) for name, _, _ in points]
-    for label, (_, x, y), level in zip(
-        labels, points, levels(boxes, view.viewPixelSize(), must), strict=True
+    rightmost names fit. Call after the plot's ranges are set. Placed again whenever the plot is
+    resized: names keep their size in pixels while the points move closer or apart."""
+    previous = getattr(plot, "_studio_names", None)
+    if previous is not None:
+        plot.getViewBox().sigResized.disconnect(previous.place)
+    names = _Names(plot, points, color, {name for name, _, _ in points} & (first or set()))
+    plot._studio_names = names
+    names.place()
+    plot.getViewBox().sigResized.connect(names.place)
+
+
+class _Names:
+    """The names of one chart's points, and where they go at the plot's present size."""
+
+    def __init__(
+        self, plot: pg.PlotWidget, points: list[tuple[str, float, float]], color: str, first: set[str]
     ):
-        if level is None:
-            continue  # no room near its point: its hover tip names it
-        label.setAnchor((0, 1 - level))
-        label.setPos(x, y)
-        plot.addItem(label)
+        self.plot = plot
+        self.points = points
+        self.must = [name in first for name, _, _ in points]
+        self.labels = [pg.TextItem(name, color=color, anchor=(0, 1)) for name, _, _ in points]
+        self.right = plot.getViewBox().viewRange()[0][1]  # as the caller set it: grown from, never below
+        for label, (_, x, y) in zip(self.labels, points, strict=True):
+            label.setPos(x, y)
+            label.setVisible(False)
+            plot.addItem(label)
+
+    def place(self) -> None:
+        view = self.plot.getViewBox()
+        sizes = [(label.boundingRect().width(), label.boundingRect().height()) for label in self.labels]
+        left = view.viewRange()[0][0]
+        pixels = view.width()
+        needed = [  # a name w pixels wide fits right of x when (x - left) / (right - left) <= 1 - w / pixels
+            left + (x - left) * pixels / (pixels - w)
+            for (w, _), (_, x, _) in zip(sizes, self.points, strict=True)
+            if w < 0.6 * pixels
+        ]
+        right = max([self.right, *needed])
+        if right != view.viewRange()[0][1]:
+            self.plot.setXRange(left, right, padding=0)
+        boxes = [(w, h, x, y) for (w, h), (_, x, y) in zip(sizes, self.points, strict=True)]
+        for label, level in zip(self.labels, levels(boxes, view.viewPixelSize(), self.must), strict=True):
+            label.setVisible(level is not None)  # None: no room near its point, its hover tip names it
+            if level is not None:
+                label.setAnchor((0, 1 - level))

@@ -107,8 +107,12 @@ class ChartsPanel(QWidget):
         self.set_kind("text-classification")
 
     def _memory_legend(self) -> None:
-        """On a white box: the curves rise under the legend's corner and would cross its names."""
-        self.memory.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen("#c8c8c8"))
+        """On a white box: the curves rise under the legend's corner and would cross its names. Hidden
+        while it names nothing (a run reopened from the history has no memory samples)."""
+        legend = self.memory.addLegend(
+            offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen("#c8c8c8")
+        )
+        legend.setVisible(False)
 
     def set_kind(self, task: str) -> None:
         """Pick the result charts for a kind of model: titles and axes now, drawing when results come."""
@@ -158,6 +162,7 @@ class ChartsPanel(QWidget):
                 pen.setStyle(Qt.PenStyle.DashLine)
             name = recipe if kind == "rss" else f"{recipe} (GPU)"
             self.curves[key] = self.memory.plot([], [], pen=pen, name=name)
+            self.memory.getPlotItem().legend.setVisible(True)
         self.series[key].append(t, value)
         self._dirty = True
 

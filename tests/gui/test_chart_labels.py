@@ -36,3 +36,26 @@ def test_the_drawn_names_do_not_overlap(qtbot) -> None:
     # "far" sat 20 px from the right edge: the x range grew until it fits
     view = plot.getViewBox().sceneBoundingRect()
     assert all(view.contains(box) for box in boxes), (view, boxes)
+
+
+def test_names_are_placed_again_when_the_plot_shrinks(qtbot) -> None:
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(900, 400)
+    plot.setXRange(0, 10, padding=0)
+    plot.setYRange(90, 100, padding=0)
+    points = [("ort-int8-static-minmax", 2.0, 95.0), ("ort-int8-static-minmax-keep3-float", 4.0, 95.0)]
+    plot.show()
+    qtbot.waitExposed(plot)
+    add_names(plot, points)
+    labels = [item for item in plot.getPlotItem().items if isinstance(item, pg.TextItem)]
+
+    def clear() -> bool:
+        boxes = [label.sceneBoundingRect() for label in labels if label.isVisible()]
+        return len(boxes) == 2 and not boxes[0].intersects(boxes[1])
+
+    assert clear()
+    assert labels[0].sceneBoundingRect().top() == labels[1].sceneBoundingRect().top()  # side by side: 170 px apart
+    plot.resize(300, 400)  # 2 units are now 50 px: the first name runs over the second unless one moves
+    qtbot.waitUntil(lambda: labels[0].sceneBoundingRect().left() < 150)  # the names followed their points
+    qtbot.waitUntil(clear)

@@ -36,6 +36,7 @@ def test_run_two_recipes_then_charts_tables_history_export(
     assert {name for name, _, _ in points} == {"torch-fp32", "ort-fp32", "ort-int8-dynamic"}
     assert all(x > 0 and 0 <= y <= 100 for _, x, y in points)
     assert any(e.kind == "sample" for e in events)
+    assert window.charts.memory.getPlotItem().legend.isVisible()  # it names the curves
     topk = window.topk
     assert topk.inputs_model.rowCount() == len(run.inputs)
     assert topk.inputs_model.columnCount() == 3 + 3
@@ -50,6 +51,7 @@ def test_run_two_recipes_then_charts_tables_history_export(
     with qtbot.waitSignal(history.reopened, timeout=10_000):
         history.open_selected()
     qtbot.waitUntil(lambda: len(window.charts.scatter_points()) == 3, timeout=5_000)
+    assert not window.charts.memory.getPlotItem().legend.isVisible()  # no samples kept: no empty box
     # typed text: every backend's top-k from a worker
     with qtbot.waitSignal(window.controller.predicted, timeout=120_000) as predicted:
         topk.typed.setText("will it rain in paris")
