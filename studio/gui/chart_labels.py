@@ -90,6 +90,8 @@ class _Names:
 
     def place(self) -> None:
         view = self.plot.getViewBox()
+        if view.width() < 2 or view.height() < 2:  # collapsed or not laid out yet: no pixel size to place by
+            return
         sizes = [(label.boundingRect().width(), label.boundingRect().height()) for label in self.labels]
         left = view.viewRange()[0][0]
         pixels = view.width()

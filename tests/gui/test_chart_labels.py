@@ -59,3 +59,18 @@ def test_names_are_placed_again_when_the_plot_shrinks(qtbot) -> None:
     plot.resize(300, 400)  # 2 units are now 50 px: the first name runs over the second unless one moves
     qtbot.waitUntil(lambda: labels[0].sceneBoundingRect().left() < 150)  # the names followed their points
     qtbot.waitUntil(clear)
+
+
+def test_a_plot_collapsed_to_nothing_keeps_its_names_for_later(qtbot) -> None:
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(600, 400)
+    plot.setXRange(0, 10, padding=0)
+    plot.setYRange(90, 100, padding=0)
+    plot.show()
+    qtbot.waitExposed(plot)
+    add_names(plot, [("ort-fp32", 2.0, 95.0)])
+    plot.getViewBox().setGeometry(0, 0, 0, 0)  # a splitter or a dock squeezed it away: no pixel size
+    plot.getViewBox().setGeometry(0, 0, 400, 300)
+    label = next(item for item in plot.getPlotItem().items if isinstance(item, pg.TextItem))
+    assert label.isVisible()
