@@ -14,8 +14,9 @@ processes per artifact (sessions).
 
 The studio side is what its timing worker runs (`studio.core.worker.time_in_rounds`): the recipe's
 predictor from `load_predictor`, timed by the model kind's measurer (`time_calls` on the padded timing
-feeds); the worker holds every recipe of the run, a session here only the one it times. The independent side is `benchmarks/time_artifact.py --serve`: a bare
-`InferenceSession` with ONNX Runtime's default options (or the bare torch module) in a fresh process.
+feeds); the worker holds every recipe of the run, a session here only the one it times. The
+independent side is `benchmarks/time_artifact.py --serve`: a bare `InferenceSession` with ONNX Runtime's
+default options (or the bare torch module) in a fresh process.
 """
 
 from __future__ import annotations

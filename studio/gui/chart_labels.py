@@ -25,10 +25,10 @@ def levels(
     first: list[bool] | None = None,
 ) -> list[int | None]:
     """Per name (width and height in pixels, x and y of its point): how many lines below its place just
-    above-right of the point it goes (-1: one line above it), or None: no room near its point. `pixel` is the data size of one
-    pixel (x, y). Names are placed top to bottom, left to right, those marked `first` before the others;
-    each takes the first of `PLACES` whose box is clear of those placed before (one marked `first` with no
-    room stays just above its point)."""
+    above-right of the point it goes (-1: one line above it), or None: no room near its point. `pixel`
+    is the data size of one pixel (x, y). Names are placed top to bottom, left to right, those marked
+    `first` before the others; each takes the first of `PLACES` whose box is clear of those placed
+    before (one marked `first` with no room stays just above its point)."""
     px, py = pixel
     must = first or [False] * len(names)
     out: list[int | None] = [None] * len(names)

@@ -19,15 +19,9 @@ def test_names_at_the_same_place_go_one_line_lower_each() -> None:
 
 
 def test_the_drawn_names_do_not_overlap(qtbot) -> None:
-    plot = pg.PlotWidget()
-    qtbot.addWidget(plot)
-    plot.resize(600, 400)
-    plot.setXRange(0, 10, padding=0)
-    plot.setYRange(90, 100, padding=0)
+    plot = _shown_plot(qtbot, 600)
     points = [("ort-int8-dynamic", 2.0, 95.0), ("ort-int8-dynamic-t2", 2.05, 95.1), ("ort-fp32", 2.0, 95.0),
               ("far", 9.7, 92.0)]  # fmt: skip
-    plot.show()
-    qtbot.waitExposed(plot)  # laid out: the view's width in pixels is the shown one
     add_names(plot, points)
     labels = [item for item in plot.getPlotItem().items if isinstance(item, pg.TextItem)]
     assert sorted(label.textItem.toPlainText() for label in labels) == sorted(name for name, _, _ in points)
@@ -39,14 +33,8 @@ def test_the_drawn_names_do_not_overlap(qtbot) -> None:
 
 
 def test_names_are_placed_again_when_the_plot_shrinks(qtbot) -> None:
-    plot = pg.PlotWidget()
-    qtbot.addWidget(plot)
-    plot.resize(900, 400)
-    plot.setXRange(0, 10, padding=0)
-    plot.setYRange(90, 100, padding=0)
+    plot = _shown_plot(qtbot, 900)
     points = [("ort-int8-static-minmax", 2.0, 95.0), ("ort-int8-static-minmax-keep3-float", 4.0, 95.0)]
-    plot.show()
-    qtbot.waitExposed(plot)
     add_names(plot, points)
     labels = [item for item in plot.getPlotItem().items if isinstance(item, pg.TextItem)]
 
@@ -62,15 +50,21 @@ def test_names_are_placed_again_when_the_plot_shrinks(qtbot) -> None:
 
 
 def test_a_plot_collapsed_to_nothing_keeps_its_names_for_later(qtbot) -> None:
-    plot = pg.PlotWidget()
-    qtbot.addWidget(plot)
-    plot.resize(600, 400)
-    plot.setXRange(0, 10, padding=0)
-    plot.setYRange(90, 100, padding=0)
-    plot.show()
-    qtbot.waitExposed(plot)
+    plot = _shown_plot(qtbot, 600)
     add_names(plot, [("ort-fp32", 2.0, 95.0)])
     plot.getViewBox().setGeometry(0, 0, 0, 0)  # a splitter or a dock squeezed it away: no pixel size
     plot.getViewBox().setGeometry(0, 0, 400, 300)
     label = next(item for item in plot.getPlotItem().items if isinstance(item, pg.TextItem))
     assert label.isVisible()
+
+
+def _shown_plot(qtbot, width: int) -> pg.PlotWidget:
+    """x 0..10, y 90..100, shown and laid out: the view's size in pixels is the shown one."""
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(width, 400)
+    plot.setXRange(0, 10, padding=0)
+    plot.setYRange(90, 100, padding=0)
+    plot.show()
+    qtbot.waitExposed(plot)
+    return plot
